@@ -1,0 +1,70 @@
+# Nadir — the whole set-up on a fresh machine is `make serve` or `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps
+JS_DIR := tests/report/js
+
+.PHONY: help serve test lint typecheck pytest coverage bench demo apt clean
+
+help:
+	@echo "make serve   run the node on the embedded default (SQLite + spool in ./data, AE NADIR, port 11112)"
+	@echo "make test    install what the tests need (apt, venv, npm), then ruff, mypy --strict, pytest"
+	@echo "make bench   run the benchmarks under bench/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+
+# runtime install; pyradiomics only builds against numpy 2 without build isolation
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q numpy setuptools wheel versioneer
+	$(BIN)/pip install -q --no-build-isolation 'pyradiomics>=3.0.1,<4'
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install -q --group dev
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/nadir serve $(if $(CONFIG),--config $(CONFIG),)
+
+# Debian packages the tests drive as real peers; installed only when missing
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json
+	@if [ -f $(JS_DIR)/package.json ]; then cd $(JS_DIR) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; fi
+
+js: apt
+	@if [ -f $(JS_DIR)/package.json ]; then $(MAKE) --no-print-directory $(JS_DIR)/node_modules/.installed; fi
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check daemon tests bench
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy --strict daemon
+
+pytest: $(DEV_STAMP) apt js
+	$(BIN)/coverage run -m pytest -q -p no:cacheprovider
+	$(BIN)/coverage report --include='daemon/criteria/*' --fail-under=100
+
+test: apt $(DEV_STAMP) js lint typecheck pytest
+
+bench: $(DEV_STAMP) apt
+	$(BIN)/python bench/receive.py
+
+clean:
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,231 @@
+"""Typed settings: an optional YAML file plus NADIR_<SECTION>__<KEY> environment overrides.
+
+One frozen `Settings` object is built at the edge (`load_settings`) and passed
+down explicitly; nothing reads configuration from module globals. Errors name the
+file, the key, the line where YAML gives one, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A settings or rules file is invalid; the message names file, key and line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Section):
+    certificate: Path
+    private_key: Path
+    ca_certificates: Path | None = None  # when set, client certificates are required
+
+
+class NodeSettings(_Section):
+    ae_title: str = Field("NADIR", min_length=1, max_length=16)
+    host: str = "0.0.0.0"
+    port: int = Field(11112, ge=1, le=65535)
+    allowed_calling_aes: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: accept any
+    max_pdu_length: int = Field(4_194_304, ge=0)
+    max_associations: int = Field(20, ge=1)
+    network_timeout_s: float = Field(60.0, gt=0)
+    tls: TlsSettings | None = None
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae_title(cls, v: str) -> str:
+        if v != v.strip() or "\\" in v or not v.isprintable():
+            raise ValueError("an AE title is 1-16 printable characters without backslash or padding")
+        return v
+
+    @field_validator("allowed_calling_aes", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+
+class StoreSettings(_Section):
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    min_free_bytes: int = Field(1_073_741_824, ge=0)  # below this, C-STORE answers 0xA700
+    retention_days: float = Field(30.0, gt=0)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'nadir.db').resolve()}"
+
+
+class AssemblySettings(_Section):
+    settle_seconds: float = Field(30.0, gt=0)
+    sweep_interval_seconds: float = Field(1.0, gt=0)
+
+
+class DestinationTls(_Section):
+    ca_certificates: Path | None = None  # verify the peer against these; None: system default
+    certificate: Path | None = None  # our client certificate, when the peer asks for one
+    private_key: Path | None = None
+
+
+class DestinationSettings(_Section):
+    """A DICOM peer that receives Nadir's outputs (C-STORE SCP)."""
+
+    ae_title: str = Field(min_length=1, max_length=16)
+    host: str
+    port: int = Field(ge=1, le=65535)
+    tls: DestinationTls | None = None
+
+
+class RoutingSettings(_Section):
+    rules_file: Path = Path("rules/routing.yaml")
+    watch_interval_seconds: float = Field(2.0, gt=0)  # how often the file is checked for changes
+
+
+class JobSettings(_Section):
+    workers: int = Field(2, ge=1)  # local worker processes
+    lease_seconds: float = Field(60.0, gt=0)  # a running job whose lease expires runs again
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    retry_delay_seconds: float = Field(30.0, ge=0)
+    poll_seconds: float = Field(1.0, gt=0)
+
+
+class OutboxSettings(_Section):
+    first_retry_seconds: float = Field(30.0, gt=0)
+    backoff_factor: float = Field(2.0, ge=1)
+    max_delay_seconds: float = Field(1800.0, gt=0)  # cap of one wait between attempts
+    max_age_seconds: float = Field(172_800.0, gt=0)  # past this: dead letter (48 h: a PACS down for a night)
+    batch_size: int = Field(50, ge=1)  # instances sent on one association
+    poll_seconds: float = Field(1.0, gt=0)
+    jitter: float = Field(0.2, ge=0, le=1)  # +- fraction of each delay
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NADIR_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    node: NodeSettings = Field(default_factory=NodeSettings)  # type: ignore[arg-type]
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    assembly: AssemblySettings = Field(default_factory=AssemblySettings)
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment overrides the file (passed as init values)
+        return (env_settings, init_settings)
+
+
+# --- YAML with line numbers -------------------------------------------------------
+
+
+def load_yaml_with_lines(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """Parse a YAML file; return the data and a map from key path to 1-based line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {exc}") from exc
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return data, lines
+
+
+def _walk(node: yaml.Node, prefix: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+    out[prefix] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = (*prefix, str(key.value))
+            out[k] = key.start_mark.line + 1
+            _walk(value, k, out)
+            out[k] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*prefix, i), out)
+
+
+def line_of(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int | None:
+    """The line of the deepest key of `loc` that the file has."""
+    for n in range(len(loc), -1, -1):
+        line = lines.get(tuple(loc[:n]))
+        if line is not None and n > 0:
+            return line
+    return None
+
+
+def format_validation_error(
+    path: Path | None, exc: ValidationError, lines: dict[tuple[str | int, ...], int]
+) -> str:
+    """One line per problem: file:line: key: what is wrong (what is allowed)."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = line_of(lines, loc) if lines else None
+        where = f"{path}" if path else "environment"
+        if line is not None:
+            where += f":{line}"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not a setting; check the spelling)"
+        out.append(f"{where}: {key}: {msg}")
+    return "\n".join(out)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Build the settings from an optional YAML file and the environment."""
+    data: Any = {}
+    lines: dict[tuple[str | int, ...], int] = {}
+    if path is not None:
+        data, lines = load_yaml_with_lines(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}:1: the settings file must be a mapping of sections")
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc, lines)) from exc
