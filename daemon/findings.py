@@ -41,6 +41,10 @@ class Measurements:
     # name -> value, e.g. "lesion_to_liver_bf", "l_n_max"
     ratios: dict[str, float] = field(default_factory=dict)
     radiomics: dict[str, float] = field(default_factory=dict)
+    # ratio name -> how its reference region was defined (model label or rules-file sphere)
+    ratio_references: dict[str, str] = field(default_factory=dict)
+    # peak sphere volume, slice of the long axis, etc.: free-text provenance of the numbers
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
