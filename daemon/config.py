@@ -131,7 +131,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    node: NodeSettings = Field(default_factory=NodeSettings)  # type: ignore[arg-type]
+    node: NodeSettings = Field(default_factory=NodeSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     assembly: AssemblySettings = Field(default_factory=AssemblySettings)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
