@@ -28,6 +28,8 @@ class TimepointResult:
     evaluable: bool = True
     reasons: tuple[str, ...] = ()  # short sentences naming the rule that fired, with numbers
     details: dict[str, str] = field(default_factory=dict)  # e.g. target_response: PR
+    flags: tuple[str, ...] = ()  # e.g. steroid_increase (for this timepoint)
+    checks: dict[str, bool] = field(default_factory=dict)  # e.g. measurable, comparability_warning
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,6 @@ class Assessment:
     reasons: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()  # e.g. at_threshold, off_label_method, exploratory
     details: dict[str, str] = field(default_factory=dict)  # e.g. which setting a cut-off applies to
+    tables: dict[str, dict[str, float | None]] = field(default_factory=dict)  # e.g. ratios: {BF: 0.35}
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. triggered_by: (...)
+    classified: bool = True  # False: numbers only, no published cut-off (category then not meaningful)
