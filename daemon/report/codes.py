@@ -1,0 +1,132 @@
+"""The coded concepts Nadir writes (conformance.md §1), and the private 99NADIR scheme.
+
+Standard codes come from pydicom's PS3.16 tables. Where PS3.16 has no code (overall
+response categories, sum of diameters, percent change...), Nadir uses the private
+scheme `99NADIR`, declared in CodingSchemeIdentificationSequence of every SR.
+"""
+
+from __future__ import annotations
+
+import re
+
+from highdicom.sr import CodedConcept
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from daemon.volume import Code
+
+NADIR_SCHEME = "99NADIR"
+NADIR_SCHEME_NAME = "Nadir private codes"
+NADIR_SCHEME_RESPONSIBLE = "Nadir project"
+
+# dcmjs / OHIF match the meanings "Long Axis" / "Short Axis" exactly (conformance §2.2 rule 3)
+LONG_AXIS = CodedConcept("103339001", "SCT", "Long Axis")
+SHORT_AXIS = CodedConcept("103340004", "SCT", "Short Axis")
+VOLUME = codes.SCT.Volume
+MM = CodedConcept("mm", "UCUM", "millimeter")
+MM3 = CodedConcept("mm3", "UCUM", "cubic millimeter")
+PERCENT = CodedConcept("%", "UCUM", "Percent")
+NO_UNITS = CodedConcept("1", "UCUM", "no units")
+HU = CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit")
+SUV_BW_UNIT = CodedConcept("g/ml{SUVbw}", "UCUM", "Standardized Uptake Value body weight")
+SUV_BW = CodedConcept("126401", "DCM", "SUVbw")
+# SUL: lean body mass by Janmahasatian, as criteria/suv.py computes it (percist_suv.md)
+SUL_JANMA = CodedConcept("126405", "DCM", "SUVlbm(Janma)")
+SUL_JANMA_UNIT = CodedConcept("g/ml{SUVlbm(Janma)}", "UCUM", "Standardized Uptake Value lean body mass (Janma)")
+MINIMUM = CodedConcept("255605001", "SCT", "Minimum")
+ATTENUATION = codes.DCM.AttenuationCoefficient
+MEAN = codes.SCT.Mean
+MAXIMUM = codes.SCT.Maximum
+PEAK = codes.DCM.PeakValueWithinROI
+STD_DEV = CodedConcept("386136009", "SCT", "Standard Deviation")
+QUALITATIVE_EVALUATIONS = CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+
+
+def nadir(value: str, meaning: str) -> CodedConcept:
+    return CodedConcept(value, NADIR_SCHEME, meaning)
+
+
+SUM_OF_DIAMETERS = nadir("SUMDIAM", "Sum of diameters")
+BASELINE_SUM = nadir("BASESUM", "Baseline sum of diameters")
+NADIR_SUM = nadir("NADIRSUM", "Nadir sum of diameters")
+PCT_VS_BASELINE = nadir("PCTBASE", "Percent change from baseline")
+PCT_VS_NADIR = nadir("PCTNADIR", "Percent change from nadir")
+ABS_CHANGE = nadir("ABSCHANGE", "Absolute change from nadir")
+CRITERION_CITATION = nadir("CITATION", "Criterion citation")
+REASON = nadir("REASON", "Reason")
+RATIO = nadir("RATIO", "Ratio")
+
+# criterion -> Response Evaluation Method value (CID 6147 where it exists)
+CRITERIA: dict[str, CodedConcept] = {
+    "RECIST1.1": CodedConcept("126081", "DCM", "RECIST 1.1"),
+    "RECIST1.0": CodedConcept("126080", "DCM", "RECIST 1.0"),
+    "WHO": CodedConcept("112029", "DCM", "WHO"),
+    "RANO": CodedConcept("C114879", "NCIt", "RANO"),
+    "RANO-BM": nadir("RANOBM", "RANO-BM"),
+    "PERCIST1.0": nadir("PERCIST10", "PERCIST 1.0"),
+    "CHUN": nadir("CHUN", "Chun morphologic response"),
+    "PERFUSION": nadir("CTPERF", "CT perfusion lesion/liver ratio"),
+    "AMINO-PET": nadir("AMINOPET", "Amino-acid PET ratios"),
+}
+
+# category -> meaning (English; the text carries the translation)
+CATEGORIES: dict[str, str] = {
+    "BASELINE": "Baseline",
+    "CR": "Complete response",
+    "PR": "Partial response",
+    "SD": "Stable disease",
+    "PD": "Progressive disease",
+    "NE": "Not evaluable",
+    "CMR": "Complete metabolic response",
+    "PMR": "Partial metabolic response",
+    "SMD": "Stable metabolic disease",
+    "PMD": "Progressive metabolic disease",
+    "OPTIMAL": "Optimal morphologic response",
+    "INCOMPLETE": "Incomplete morphologic response",
+    "NONE": "No morphologic response",
+    "NO_LESION": "No lesion found",
+    "NO_SERIES": "No suitable series",
+}
+
+_SAFE = re.compile(r"[^A-Z0-9]+")
+
+
+def criterion_code(criterion: str) -> CodedConcept:
+    key = criterion.strip().upper().replace(" ", "")
+    if key in CRITERIA:
+        return CRITERIA[key]
+    return nadir(_SAFE.sub("", key)[:16] or "UNKNOWN", criterion[:64])
+
+
+def category_code(category: str) -> CodedConcept:
+    """A 99NADIR code for any response category (known ones with a fixed meaning)."""
+    key = _SAFE.sub("_", category.strip().upper()).strip("_") or "UNKNOWN"
+    meaning = CATEGORIES.get(key, category.replace("_", " ").strip().capitalize() or "Unknown")
+    return nadir(key[:16], meaning[:64])
+
+
+def as_coded(code: Code) -> CodedConcept:
+    return CodedConcept(code.value, code.scheme, code.meaning)
+
+
+SITES: dict[str, CodedConcept] = {
+    "brain": CodedConcept("12738006", "SCT", "Brain"),
+    "liver": CodedConcept("10200004", "SCT", "Liver"),
+    "lung": CodedConcept("39607008", "SCT", "Lung"),
+    "lymph node": CodedConcept("59441001", "SCT", "Lymph Node"),
+}
+
+
+def site_code(site: str, is_node: bool) -> CodedConcept | None:
+    if is_node:
+        return SITES["lymph node"]
+    return SITES.get(site.strip().lower())
+
+
+def coding_scheme_identification() -> Dataset:
+    """One item of CodingSchemeIdentificationSequence declaring 99NADIR."""
+    item = Dataset()
+    item.CodingSchemeDesignator = NADIR_SCHEME
+    item.CodingSchemeName = NADIR_SCHEME_NAME
+    item.CodingSchemeResponsibleOrganization = NADIR_SCHEME_RESPONSIBLE
+    return item

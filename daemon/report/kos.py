@@ -1,0 +1,88 @@
+"""Key Object Selection (TID 2010): key images, long-axis slices, SR and SEG, with the impression."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+from highdicom.sr import CodedConcept
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from daemon.report.sr import character_set
+
+
+@dataclass(frozen=True)
+class KosIdentity:
+    series_instance_uid: str
+    series_number: int
+    sop_instance_uid: str
+    instance_number: int
+    series_description: str
+    manufacturer: str
+
+
+def build_kos(
+    referenced: Sequence[Dataset],
+    impression_line: str,
+    ident: KosIdentity,
+    observer: hd.sr.ObserverContext,
+) -> hd.ko.KeyObjectSelectionDocument:
+    """One KOS 'Of Interest' listing every object in `referenced` (deduplicated)."""
+    seen: set[str] = set()
+    objects: list[Dataset] = []
+    for ds in referenced:
+        uid = str(ds.SOPInstanceUID)
+        if uid not in seen:
+            seen.add(uid)
+            objects.append(ds)
+    content = hd.ko.KeyObjectSelection(
+        document_title=codes.DCM.OfInterest,
+        referenced_objects=objects,
+        observer_device_context=observer,
+        description=impression_line[:1024] or None,
+    )
+    kos = hd.ko.KeyObjectSelectionDocument(
+        evidence=objects,
+        content=content,
+        series_instance_uid=ident.series_instance_uid,
+        series_number=ident.series_number,
+        sop_instance_uid=ident.sop_instance_uid,
+        instance_number=ident.instance_number,
+        manufacturer=ident.manufacturer,
+    )
+    kos.SeriesDescription = ident.series_description
+    kos.SpecificCharacterSet = character_set(referenced)
+    return kos
+
+
+REJECTED_FOR_QUALITY = CodedConcept("113001", "DCM", "Rejected for Quality Reasons")
+
+
+def build_rejection(
+    rejected: Sequence[Dataset],
+    reason: str,
+    ident: KosIdentity,
+    observer: hd.sr.ObserverContext,
+) -> hd.ko.KeyObjectSelectionDocument:
+    """IOCM: a KOS titled 'Rejected for Quality Reasons' withdrawing instances already sent
+    (conformance §6; what a PACS does with it varies)."""
+    content = hd.ko.KeyObjectSelection(
+        document_title=REJECTED_FOR_QUALITY,
+        referenced_objects=list(rejected),
+        observer_device_context=observer,
+        description=reason[:1024] or None,
+    )
+    kos = hd.ko.KeyObjectSelectionDocument(
+        evidence=list(rejected),
+        content=content,
+        series_instance_uid=ident.series_instance_uid,
+        series_number=ident.series_number,
+        sop_instance_uid=ident.sop_instance_uid,
+        instance_number=ident.instance_number,
+        manufacturer=ident.manufacturer,
+    )
+    kos.SeriesDescription = ident.series_description
+    kos.SpecificCharacterSet = character_set(rejected)
+    return kos

@@ -1,0 +1,259 @@
+"""The TID 1500 Imaging Measurement Report (Comprehensive SR) of one study and route."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+from highdicom.sr import CodedConcept
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from daemon.findings import Calliper, Lesion, LesionKind
+from daemon.report import codes as nc
+from daemon.report.inputs import InstanceRef, ModelInfo, Outcome, ReportRequest
+from daemon.report.seg import SegResult
+from daemon.report.sr_groups import (
+    GroupContext,
+    assessment_group,
+    lesion_group,
+    outcome_group,
+    volumetric_group,
+)
+from daemon.report.text import Impression
+from daemon.report.uids import device_uid, marker_uid
+
+log = logging.getLogger(__name__)
+
+LANGUAGE_CODES = {
+    "en": CodedConcept("en-US", "RFC5646", "English (United States)"),
+    "fr": CodedConcept("fr-FR", "RFC5646", "French (France)"),
+}
+PROCEDURES: dict[str, CodedConcept | Code] = {
+    "MR": codes.LN.MRIUnspecifiedBodyRegion,
+    "CT": codes.LN.CTUnspecifiedBodyRegion,
+    "PT": CodedConcept("443271005", "SCT", "PET/CT FDG imaging of whole body"),
+}
+Group = (
+    hd.sr.MeasurementsAndQualitativeEvaluations
+    | hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
+    | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+)
+
+
+@dataclass(frozen=True)
+class SrIdentity:
+    series_instance_uid: str
+    series_number: int
+    sop_instance_uid: str
+    instance_number: int
+    series_description: str
+    manufacturer: str
+    software_version: str
+    install_id: str
+    institution_name: str | None = None
+    ohif_hydratable: bool = False
+    volumetric_groups: bool = False
+
+
+def segment_source(seg: Dataset, segment_number: int) -> hd.sr.SourceImageForMeasurementGroup:
+    """The SEG frames of one segment, as a TID 1501 group's source image."""
+    shared = seg.SharedFunctionalGroupsSequence[0].get("SegmentIdentificationSequence")
+    frames = [
+        n
+        for n, item in enumerate(seg.PerFrameFunctionalGroupsSequence, start=1)
+        if int((item.get("SegmentIdentificationSequence") or shared)[0].ReferencedSegmentNumber)
+        == segment_number
+    ]
+    return hd.sr.SourceImageForMeasurementGroup(str(seg.SOPClassUID), str(seg.SOPInstanceUID), frames)
+
+
+def device_observer(ident: SrIdentity) -> hd.sr.ObserverContext:
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=device_uid(ident.install_id),
+        name="Nadir",
+        manufacturer_name=ident.manufacturer,
+        model_name=f"Nadir {ident.software_version}",
+        serial_number=ident.install_id,
+    )
+    return hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device, observer_identifying_attributes=device
+    )
+
+
+def observation_context(ident: SrIdentity) -> hd.sr.ObservationContext:
+    return hd.sr.ObservationContext(observer_device_context=device_observer(ident))
+
+
+def algorithm(model: ModelInfo | None) -> hd.sr.AlgorithmIdentification | None:
+    if model is None:
+        return None
+    return hd.sr.AlgorithmIdentification(
+        name=model.name[:64], version=model.version[:64], parameters=[f"sha256={model.sha256}"]
+    )
+
+
+def _anchor(lesions: Sequence[Lesion]) -> Calliper | None:
+    """The longest current target long axis (where OHIF shows the assessment numbers)."""
+    axes = [les.measurements.long_axis for les in lesions if les.kind == LesionKind.TARGET]
+    present = [a for a in axes if a is not None]
+    return max(present, key=lambda a: a.length_mm) if present else None
+
+
+def measurement_groups(
+    req: ReportRequest, ident: SrIdentity, seg: SegResult | None
+) -> list[Group]:
+    finding = nc.as_coded(req.finding) if req.finding else codes.SCT.Neoplasm
+    ctx = GroupContext(
+        algorithm=algorithm(req.model),
+        finding=finding,
+        ohif_hydratable=ident.ohif_hydratable,
+        volume=req.volume,
+        volumetric_groups=ident.volumetric_groups,
+        default_site=nc.as_coded(req.finding_site) if req.finding_site else None,
+    )
+    study, route, ver = req.study_instance_uid, req.route, ident.software_version
+    groups: list[Group] = []
+    if req.outcome == Outcome.NO_SUITABLE_SERIES:
+        groups.append(
+            outcome_group(
+                "No suitable series", marker_uid(study, route, ver, "no-series"), ctx,
+                codes.DCM.PresenceOfProperty, codes.DCM.PresenceUndetermined,
+            )
+        )
+    elif req.outcome == Outcome.NO_LESION or not req.timepoint.lesions:
+        groups.append(
+            outcome_group(
+                "No lesion", marker_uid(study, route, ver, "no-lesion"), ctx,
+                codes.DCM.PresenceOfProperty, codes.DCM.Absent,
+            )
+        )
+    for lesion in req.timepoint.lesions:
+        number = seg.segment_of.get(lesion.tracking_uid) if seg is not None else None
+        if seg is None or number is None:
+            groups.append(lesion_group(lesion, ctx))
+        elif ctx.volumetric_groups:
+            groups.append(lesion_group(lesion, ctx))
+            groups.append(volumetric_group(lesion, ctx, seg.dataset, number))
+        else:
+            groups.append(lesion_group(lesion, ctx, segment_source(seg.dataset, number)))
+    if req.assessment is not None:
+        uid = marker_uid(study, route, ver, "assessment")
+        groups.append(assessment_group(req.assessment, uid, ctx, _anchor(req.timepoint.lesions)))
+    elif req.outcome == Outcome.NOT_EVALUABLE:
+        groups.append(
+            outcome_group(
+                "Not evaluable", marker_uid(study, route, ver, "not-evaluable"), ctx,
+                codes.DCM.CurrentResponse, nc.category_code("NE"),
+            )
+        )
+    return groups
+
+
+def qualitative_evaluations(req: ReportRequest, impression: Impression) -> hd.sr.ContainerContentItem:
+    """TID 1500 row 12: the impression text, the category and the criterion's citation."""
+    box = hd.sr.ContainerContentItem(
+        name=nc.QUALITATIVE_EVALUATIONS, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )
+    items: list[hd.sr.ContentItem] = []
+    contains = hd.sr.RelationshipTypeValues.CONTAINS
+    a = req.assessment
+    if a is not None:
+        items.append(hd.sr.CodeContentItem(codes.DCM.CurrentResponse, nc.category_code(a.category), contains))
+        items.append(hd.sr.TextContentItem(nc.CRITERION_CITATION, _cut(a.citation.text), contains))
+    items.append(hd.sr.TextContentItem(codes.DCM.Impression, _cut(impression.line), contains))
+    reasons = list(a.reasons) if a is not None else ([req.reason] if req.reason else [])
+    for reason in reasons:
+        items.append(hd.sr.TextContentItem(nc.REASON, _cut(reason), contains))
+    box.ContentSequence = hd.sr.ContentSequence(items)
+    return box
+
+
+def _cut(text: str) -> str:
+    return text[:1024] if len(text) > 1024 else text  # UT would allow more; viewers show less
+
+
+def prior_evidence(refs: Sequence[InstanceRef]) -> list[Dataset]:
+    out = []
+    for r in refs:
+        ds = Dataset()
+        ds.StudyInstanceUID = r.study_instance_uid
+        ds.SeriesInstanceUID = r.series_instance_uid
+        ds.SOPClassUID = r.sop_class_uid
+        ds.SOPInstanceUID = r.sop_instance_uid
+        out.append(ds)
+    return out
+
+
+def _library_images(req: ReportRequest) -> list[Dataset]:
+    """Every source image the groups point at (Image Library; OHIF needs it)."""
+    wanted: set[str] = set()
+    for les in req.timepoint.lesions:
+        for cal in (les.measurements.long_axis, les.measurements.short_axis):
+            if cal is not None:
+                wanted.add(cal.start_image.slice.sop_instance_uid)
+    images = [ds for ds in req.source_images if str(ds.SOPInstanceUID) in wanted]
+    if not images:
+        images = [ds for ds in req.source_images if "Rows" in ds][:1]
+    return images
+
+
+def build_sr(
+    req: ReportRequest, ident: SrIdentity, impression: Impression, seg: SegResult | None
+) -> hd.sr.ComprehensiveSR:
+    report = hd.sr.MeasurementReport(
+        observation_context=observation_context(ident),
+        procedure_reported=_procedure(req),
+        imaging_measurements=measurement_groups(req, ident, seg),
+        language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
+            LANGUAGE_CODES[impression.language]
+        ),
+        referenced_images=_library_images(req) or None,
+    )
+    root = report[0]
+    root.ContentSequence.append(qualitative_evaluations(req, impression))
+    evidence = list(req.source_images)
+    if seg is not None:
+        evidence.append(seg.dataset)
+    for prior in req.priors:
+        evidence.extend(prior_evidence(prior.instances))
+    sr = hd.sr.ComprehensiveSR(
+        evidence=evidence,
+        content=root,
+        series_instance_uid=ident.series_instance_uid,
+        series_number=ident.series_number,
+        sop_instance_uid=ident.sop_instance_uid,
+        instance_number=ident.instance_number,
+        manufacturer=ident.manufacturer,
+        is_complete=req.outcome != Outcome.NO_SUITABLE_SERIES,
+        is_final=False,
+        is_verified=False,
+        institution_name=ident.institution_name,
+        previous_versions=list(req.previous_versions) or None,
+    )
+    sr.SeriesDescription = ident.series_description
+    sr.ManufacturerModelName = "Nadir"
+    sr.SoftwareVersions = ident.software_version
+    sr.DeviceSerialNumber = ident.install_id
+    sr.SpecificCharacterSet = character_set(req.source_images)
+    sr.CodingSchemeIdentificationSequence = [nc.coding_scheme_identification()]
+    return sr
+
+
+def character_set(sources: Sequence[Dataset]) -> str:
+    """Latin-1 covers English and French (and dcmtk checks it); keep a source's UTF-8."""
+    source = str(sources[0].get("SpecificCharacterSet", "")) if sources else ""
+    return "ISO_IR 192" if source == "ISO_IR 192" else "ISO_IR 100"
+
+
+def _procedure(req: ReportRequest) -> CodedConcept | Code:
+    if req.procedure is not None:
+        return nc.as_coded(req.procedure)
+    modality = req.volume.modality if req.volume is not None else ""
+    if not modality and req.source_images:
+        modality = str(req.source_images[0].get("Modality", ""))
+    default: Code = codes.LN.MRIUnspecifiedBodyRegion
+    return PROCEDURES.get(modality, default)

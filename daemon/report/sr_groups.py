@@ -1,0 +1,248 @@
+"""TID 1500 measurement groups: per lesion (callipers, volume) and per study (assessment, outcome).
+
+Layout of conformance.md §1/§2.2: per measured lesion one TID 1501 group with Long
+Axis and Short Axis NUMs, each with one two-point POLYLINE SCOORD on its source
+slice; a TID 1411 group with the same tracking UID for volume and intensities,
+referencing the lesion's SEG segment. Tracking UIDs are always passed explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from highdicom.sr import CodedConcept
+from pydicom.sr.codedict import codes
+
+from daemon.criteria.assessment import Assessment
+from daemon.findings import Calliper, Lesion, LesionKind
+from daemon.report import codes as nc
+from daemon.report.text import key_numbers
+from daemon.volume import Volume
+
+OHIF_BIDIRECTIONAL = "Cornerstone3DTools@^0.1.0:Bidirectional:"
+
+KIND_CONCEPT = nc.nadir("LESIONKIND", "Lesion kind")
+KIND_VALUES: dict[LesionKind, CodedConcept] = {
+    LesionKind.TARGET: nc.nadir("TARGET", "Target lesion"),
+    LesionKind.NON_TARGET: nc.nadir("NONTARGET", "Non-target lesion"),
+    LesionKind.NEW: nc.nadir("NEW", "New lesion"),
+}
+MAX_3D_DIAMETER = nc.nadir("MAX3DDIAM", "Maximum 3D diameter")
+
+# intensity name -> (concept, derivation, unit); names as measure/ writes them
+_STATS = {"mean": nc.MEAN, "sd": nc.STD_DEV, "min": nc.MINIMUM, "max": nc.MAXIMUM, "peak": nc.PEAK}
+_QUANTITIES = {
+    "hu": (nc.ATTENUATION, nc.HU),
+    "suv": (nc.SUV_BW, nc.SUV_BW_UNIT),
+    "sul": (nc.SUL_JANMA, nc.SUL_JANMA_UNIT),
+}
+# "<quantity>_<statistic>" as measure/intensity.py names them -> (concept, derivation, unit)
+INTENSITY: dict[str, tuple[CodedConcept, CodedConcept | None, CodedConcept]] = {
+    f"{q}_{stat}": (concept, derivation, unit)
+    for q, (concept, unit) in _QUANTITIES.items()
+    for stat, derivation in _STATS.items()
+}
+
+
+@dataclass(frozen=True, eq=False)
+class GroupContext:
+    algorithm: hd.sr.AlgorithmIdentification | None
+    finding: CodedConcept
+    ohif_hydratable: bool = False
+    volume: Volume | None = None  # to place a centroid anchor when there is no long axis
+    volumetric_groups: bool = False  # volume/intensities in a TID 1411 group (see sr.py)
+    default_site: CodedConcept | None = None  # the route's organ when a lesion's site is free text
+
+
+def tracking(uid: str, label: str, ohif: bool = False) -> hd.sr.TrackingIdentifier:
+    text = (OHIF_BIDIRECTIONAL + label) if ohif else label
+    return hd.sr.TrackingIdentifier(uid=uid, identifier=text[:64])
+
+
+def polyline(c: Calliper) -> hd.sr.CoordinatesForMeasurement:
+    s = c.start_image.slice
+    if c.end_image.slice != s:
+        raise ValueError("a calliper's two end points must lie on the same slice")
+    frames = [s.frame_number] if s.frame_number is not None else None
+    data = np.array(
+        [[c.start_image.column, c.start_image.row], [c.end_image.column, c.end_image.row]],
+        dtype=np.float32,
+    )
+    return hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=data,
+        source_image=hd.sr.SourceImageForRegion(s.sop_class_uid, s.sop_instance_uid, frames),
+    )
+
+
+def _sites(lesion: Lesion, ctx: GroupContext) -> list[hd.sr.FindingSite] | None:
+    code = nc.site_code(lesion.site, lesion.is_node) or ctx.default_site
+    if code is None:
+        return None
+    words = lesion.site.lower().split()
+    side = codes.SCT.Left if "left" in words else codes.SCT.Right if "right" in words else None
+    return [hd.sr.FindingSite(code, laterality=side)]
+
+
+def _kind(lesion: Lesion) -> hd.sr.QualitativeEvaluation:
+    return hd.sr.QualitativeEvaluation(KIND_CONCEPT, KIND_VALUES[lesion.kind])
+
+
+def anchor(lesion: Lesion, volume: Volume | None) -> hd.sr.CoordinatesForMeasurement | None:
+    """Where OHIF shows a lesion's other numbers: its long axis, else a POINT at its centroid."""
+    m = lesion.measurements
+    if m.long_axis is not None:
+        return polyline(m.long_axis)
+    if m.centroid is None or volume is None:
+        return None
+    k, j, i = (float(v) for v in volume.patient_to_index(m.centroid))
+    kr = int(round(k))
+    if not 0 <= kr < volume.shape[0]:
+        return None
+    p = volume.index_to_image((kr, j, i))
+    frames = [p.slice.frame_number] if p.slice.frame_number is not None else None
+    return hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POINT,
+        graphic_data=np.array([[p.column, p.row]], dtype=np.float32),
+        source_image=hd.sr.SourceImageForRegion(p.slice.sop_class_uid, p.slice.sop_instance_uid, frames),
+    )
+
+
+def lesion_group(
+    lesion: Lesion,
+    ctx: GroupContext,
+    segment_source: hd.sr.SourceImageForMeasurementGroup | None = None,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501: Long/Short Axis NUMs each with its POLYLINE, then (unless volumetric groups
+    are asked for) volume, intensities and ratios each anchored on the long axis so that
+    every NUM has an INFERRED FROM SCOORD (OHIF, conformance §2.2 rule 6). Axes not
+    measured are coded 'Not Evaluated', never 0."""
+    m = lesion.measurements
+    measurements: list[hd.sr.Measurement] = []
+    evaluations = [_kind(lesion)]
+    for concept, cal in ((nc.LONG_AXIS, m.long_axis), (nc.SHORT_AXIS, m.short_axis)):
+        if cal is None:
+            evaluations.append(hd.sr.QualitativeEvaluation(concept, codes.SCT.NotEvaluated))
+            continue
+        measurements.append(
+            hd.sr.Measurement(
+                name=concept,
+                value=round(float(cal.length_mm), 3),
+                unit=nc.MM,
+                referenced_coordinates=[polyline(cal)],
+            )
+        )
+    where = anchor(lesion, ctx.volume)
+    if not ctx.volumetric_groups and where is not None:
+        measurements.extend(volume_measurements(lesion, where))
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking(lesion.tracking_uid, lesion.tracking_id, ctx.ohif_hydratable),
+        finding_type=ctx.finding,
+        finding_sites=_sites(lesion, ctx),
+        algorithm_id=ctx.algorithm,
+        measurements=measurements or None,
+        qualitative_evaluations=evaluations,
+        source_images=[segment_source] if segment_source is not None else None,
+    )
+
+
+def private_concept(prefix: str, name: str) -> CodedConcept:
+    """99NADIR concept for a named quantity: I... intensity, R... ratio; meaning = the name."""
+    value = prefix + "".join(ch for ch in name.upper() if ch.isalnum())[:15]
+    return nc.nadir(value, name[:64])
+
+
+def volume_measurements(
+    lesion: Lesion, where: hd.sr.CoordinatesForMeasurement | None = None
+) -> list[hd.sr.Measurement]:
+    """Volume (mm3), max 3D diameter, intensity statistics (UCUM units) and ratios."""
+    m = lesion.measurements
+    rows: list[tuple[CodedConcept, float, CodedConcept, CodedConcept | None]] = []
+    if m.volume_ml is not None:
+        rows.append((nc.VOLUME, m.volume_ml * 1000.0, nc.MM3, None))
+    if m.max_3d_diameter_mm is not None:
+        rows.append((MAX_3D_DIAMETER, m.max_3d_diameter_mm, nc.MM, None))
+    for name, value in sorted(m.intensity.items()):
+        concept, derivation, unit = INTENSITY.get(name, (private_concept("I", name), None, nc.NO_UNITS))
+        rows.append((concept, value, unit, derivation))
+    for name, value in sorted(m.ratios.items()):
+        rows.append((private_concept("R", name), value, nc.NO_UNITS, None))
+    return [
+        hd.sr.Measurement(
+            name=concept,
+            value=round(float(value), 4),
+            unit=unit,
+            derivation=derivation,
+            referenced_coordinates=[where] if where is not None else None,
+        )
+        for concept, value, unit, derivation in rows
+    ]
+
+
+def volumetric_group(
+    lesion: Lesion, ctx: GroupContext, seg: hd.seg.Segmentation, segment_number: int
+) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking(lesion.tracking_uid, lesion.tracking_id, ctx.ohif_hydratable),
+        referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, segment_number),
+        finding_type=ctx.finding,
+        finding_sites=_sites(lesion, ctx),
+        algorithm_id=ctx.algorithm,
+        measurements=volume_measurements(lesion) or None,
+    )
+
+
+def assessment_group(
+    assessment: Assessment, uid: str, ctx: GroupContext, anchor: Calliper | None
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """Criterion and category as codes; the numbers as NUMs anchored on a current long axis.
+
+    OHIF reads a NUM of a group without its own SCOORD through the NUM's SCOORD child
+    (conformance §2.2 rule 6), so without an anchor the numbers stay in the text only.
+    """
+    evaluations = [
+        hd.sr.QualitativeEvaluation(codes.DCM.ResponseEvaluationMethod, nc.criterion_code(assessment.criterion)),
+        hd.sr.QualitativeEvaluation(codes.DCM.CurrentResponse, nc.category_code(assessment.category)),
+    ]
+    measurements: list[hd.sr.Measurement] = []
+    if anchor is not None:
+        k = key_numbers(assessment)
+        rows: Sequence[tuple[CodedConcept, float | None, CodedConcept]] = (
+            (nc.SUM_OF_DIAMETERS, k.sum, nc.MM),
+            (nc.BASELINE_SUM, k.baseline, nc.MM),
+            (nc.NADIR_SUM, k.nadir, nc.MM),
+            (nc.PCT_VS_BASELINE, k.pct_baseline, nc.PERCENT),
+            (nc.PCT_VS_NADIR, k.pct_nadir, nc.PERCENT),
+        )
+        for concept, value, unit in rows:
+            if value is None:
+                continue
+            measurements.append(
+                hd.sr.Measurement(
+                    name=concept,
+                    value=round(float(value), 3),
+                    unit=unit,
+                    referenced_coordinates=[polyline(anchor)],
+                )
+            )
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking(uid, f"{assessment.criterion} assessment"),
+        algorithm_id=ctx.algorithm,
+        measurements=measurements or None,
+        qualitative_evaluations=evaluations,
+    )
+
+
+def outcome_group(
+    label: str, uid: str, ctx: GroupContext, name: CodedConcept, value: CodedConcept
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """'No lesion', 'Not evaluable', 'No suitable series': one coded statement, no NUM."""
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking(uid, label),
+        finding_type=ctx.finding,
+        algorithm_id=ctx.algorithm,
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name, value)],
+    )

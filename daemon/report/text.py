@@ -1,0 +1,134 @@
+"""The impression as text (Jinja2 templates, English or French); the SR carries the same text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from daemon import __version__
+from daemon.criteria.assessment import Assessment, TimepointResult
+from daemon.findings import LesionKind
+from daemon.report.inputs import Outcome, ReportRequest
+
+LANGUAGES = ("en", "fr")
+
+
+@dataclass(frozen=True)
+class Impression:
+    language: str
+    line: str  # the one-line impression (KOS description, SR, summary page)
+    details: str  # criterion with citation, reasons, flags, comparisons, disclaimer
+
+
+@dataclass(frozen=True)
+class KeyNumbers:
+    """The numbers a radiologist reads first; None when they do not apply."""
+
+    sum: float | None = None
+    baseline: float | None = None
+    nadir: float | None = None
+    pct_baseline: float | None = None
+    pct_nadir: float | None = None
+    nadir_when: str | None = None
+
+
+def key_numbers(assessment: Assessment | None) -> KeyNumbers:
+    if assessment is None:
+        return KeyNumbers()
+    latest: TimepointResult | None = assessment.timepoints[-1] if assessment.timepoints else None
+    nums: dict[str, float | None] = dict(assessment.numbers)
+    if latest is not None:
+        nums.update(latest.numbers)
+    baseline = nums.get("baseline_mm")
+    if baseline is None and assessment.timepoints:
+        baseline = assessment.timepoints[0].numbers.get("sum_mm")
+    return KeyNumbers(
+        sum=nums.get("sum_mm"),
+        baseline=baseline,
+        nadir=nums.get("nadir_mm"),
+        pct_baseline=nums.get("pct_vs_baseline"),
+        pct_nadir=nums.get("pct_vs_nadir"),
+        nadir_when=latest.nadir_timepoint if latest is not None else None,
+    )
+
+
+def _num(lang: str) -> Any:
+    def f(x: float) -> str:
+        s = f"{x:.1f}"
+        return s.replace(".", ",") if lang == "fr" else s
+
+    return f
+
+
+def _pct(lang: str) -> Any:
+    num = _num(lang)
+
+    def f(x: float) -> str:
+        sign = "+" if x > 0 else ""
+        return f"{sign}{num(x)}{' %' if lang == 'fr' else '%'}"
+
+    return f
+
+
+def _environment(templates_dir: Path, lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # plain text into DICOM, never HTML
+        keep_trailing_newline=False,
+    )
+    env.filters["num"] = _num(lang)
+    env.filters["pct"] = _pct(lang)
+    return env
+
+
+def context(req: ReportRequest, software_version: str = __version__) -> dict[str, Any]:
+    a = req.assessment
+    k = key_numbers(a)
+    lesions = req.timepoint.lesions
+    measured = [les for les in lesions if les.measurements.long_axis is not None]
+    comparisons = [
+        (p.study_date.isoformat() if p.study_date else p.study_instance_uid) for p in req.priors
+    ]
+    return {
+        "outcome": str(req.outcome),
+        "route": req.route,
+        "reason": req.reason,
+        "criterion": a.criterion if a else "",
+        "citation": (a.citation.text + (f", doi:{a.citation.doi}" if a.citation.doi else "")) if a else "",
+        "category": a.category if a else ("NE" if req.outcome == Outcome.NOT_EVALUABLE else ""),
+        "evaluable": a.evaluable if a else req.outcome != Outcome.NOT_EVALUABLE,
+        "reasons": list(a.reasons) if a else [],
+        "flags": list(a.flags) if a else [],
+        "sum": k.sum,
+        "baseline": k.baseline,
+        "nadir": k.nadir,
+        "pct_baseline": k.pct_baseline,
+        "pct_nadir": k.pct_nadir,
+        "nadir_when": k.nadir_when,
+        "n_lesions": len(measured),
+        "n_new": sum(1 for les in lesions if les.kind == LesionKind.NEW),
+        "model": f"{req.model.name} {req.model.version}" if req.model else "",
+        "comparisons": comparisons,
+        "software_version": software_version,
+    }
+
+
+def render_impression(req: ReportRequest, language: str, templates_dir: Path) -> Impression:
+    if language not in LANGUAGES:
+        raise ValueError(f"no report template for language {language!r}; have {LANGUAGES}")
+    env = _environment(templates_dir, language)
+    module = env.get_template(f"impression.{language}.j2").module
+    ctx = context(req)
+    line = " ".join(str(module.impression(ctx)).split())  # type: ignore[attr-defined]
+    details = str(module.details(ctx)).strip()  # type: ignore[attr-defined]
+    return Impression(language=language, line=line, details=details)
+
+
+def category_label(category: str, language: str, templates_dir: Path) -> str:
+    env = _environment(templates_dir, language)
+    module = env.get_template(f"impression.{language}.j2").module
+    return str(module.category_label(category))  # type: ignore[attr-defined]
