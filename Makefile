@@ -16,6 +16,7 @@ help:
 	@echo "make serve   run the node on the embedded default (SQLite + spool in ./data, AE NADIR, port 11112)"
 	@echo "make test    install what the tests need (apt, venv, npm), then ruff, mypy --strict, pytest"
 	@echo "make bench   run the benchmarks under bench/"
+	@echo "make demo    Orthanc + Nadir + a synthetic patient (baseline, 2 follow-ups): RANO-BM tables, URLs, latency"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,13 +59,28 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy --strict daemon
 
 pytest: $(DEV_STAMP) apt js
-	$(BIN)/coverage run -m pytest -q -p no:cacheprovider
-	$(BIN)/coverage report --include='daemon/criteria/*' --fail-under=100
+	$(BIN)/coverage run --branch --source=daemon/criteria -m pytest -q -p no:cacheprovider
+	@echo "branch coverage of daemon/criteria (must be 100 %):"
+	$(BIN)/coverage report --fail-under=100
 
 test: apt $(DEV_STAMP) js lint typecheck pytest
 
-bench: $(DEV_STAMP) apt
+# the brain-metastases route end to end: Orthanc + nadir serve + the SYNTHETIC demo patient
+demo: $(STAMP) apt
+	$(BIN)/python -m daemon.demo.run $(if $(WORKDIR),--workdir $(WORKDIR),)
+
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(DEV_STAMP)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --group bench
+	touch $@
+
+bench: $(BENCH_STAMP) apt
 	$(BIN)/python bench/receive.py
+	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/measure.py
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

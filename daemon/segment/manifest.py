@@ -1,0 +1,190 @@
+"""The model manifest: `models/<name>/model.yaml`, validated at load.
+
+A model folder holds the ONNX file and this manifest, which says what the network
+expects (modality, orientation, spacing, intensity normalisation, patch size,
+channels), what it answers (labels with coded meanings, threshold, minimum lesion
+size), under which licence, how it was trained and exported, and how well it did.
+Errors name the file, the key and the line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from daemon.config import ConfigError, format_validation_error, load_yaml_with_lines
+from daemon.volume import Code, SegmentLabel
+
+MANIFEST_NAME = "model.yaml"
+_AXES = {"L": "LR", "R": "LR", "P": "AP", "A": "AP", "S": "IS", "I": "IS"}
+
+
+class ModelError(ConfigError):
+    """A model folder cannot be used: bad manifest, checksum mismatch, unloadable ONNX file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CodeSpec(_Strict):
+    value: str = Field(min_length=1)
+    scheme: str = Field(min_length=1)  # e.g. SCT, DCM
+    meaning: str = Field(min_length=1)
+
+    def to_code(self) -> Code:
+        return Code(value=self.value, scheme=self.scheme, meaning=self.meaning)
+
+
+class Normalisation(_Strict):
+    """Intensity normalisation before the network.
+
+    zscore: (v - mean) / std over the voxels selected by `mask` (nonzero, all, or
+    foreground: above `foreground_fraction` of the 99th percentile, which does not
+    depend on how much noisy air the field of view holds or on resampling),
+    after optional clipping to fixed values (`clip`) or percentiles
+    (`clip_percentiles`); with fixed `mean` and `std` (nnU-Net's CT scheme) the
+    image's own statistics are not used; window: clip to [low, high] and scale to
+    [0, 1] (CT in HU); percentile: clip to the [low, high] percentiles and scale
+    to [0, 1]; none: as is.
+    """
+
+    method: Literal["zscore", "window", "percentile", "none"]
+    mask: Literal["nonzero", "all", "foreground"] = "nonzero"
+    foreground_fraction: float = Field(0.1, gt=0.0, lt=1.0)  # foreground: above this x the 99th percentile
+    low: float | None = None
+    high: float | None = None
+    clip_percentiles: tuple[float, float] | None = None
+    clip: tuple[float, float] | None = None
+    mean: float | None = None
+    std: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Normalisation:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("a fixed mean needs a fixed std, and the reverse")
+        if self.method in ("window", "percentile"):
+            if self.low is None or self.high is None or self.low >= self.high:
+                raise ValueError(f"method {self.method} needs low < high")
+        if self.method == "percentile" and not (0 <= self.low <= self.high <= 100):  # type: ignore[operator]
+            raise ValueError("percentiles lie in [0, 100]")
+        return self
+
+
+class InputSpec(_Strict):
+    name: str | None = None  # ONNX input name; default: the model's first input
+    orientation: str = Field("LPS", description="patient direction of increasing i, j, k (nibabel 'to' convention)")
+    tensor_axes: Literal["zyx", "xyz"] = "zyx"  # spatial axes order in the tensor: (k, j, i) or (i, j, k)
+    spacing_mm: tuple[float, float, float]  # along i, j, k (the orientation letters' order)
+    patch_size: tuple[int, int, int]  # in tensor axis order
+    channels: int = Field(1, ge=1)
+    normalisation: Normalisation
+
+    @model_validator(mode="after")
+    def _orientation(self) -> InputSpec:
+        o = self.orientation.upper()
+        if len(o) != 3 or any(c not in _AXES for c in o) or len({_AXES[c] for c in o}) != 3:
+            raise ValueError(f"orientation {self.orientation!r} is not three distinct axes such as LPS or RAS")
+        if any(s <= 0 for s in self.spacing_mm) or any(p < 1 for p in self.patch_size):
+            raise ValueError("spacing and patch size are positive")
+        return self
+
+
+class LabelSpec(_Strict):
+    value: int = Field(ge=1, le=65535)  # the value written in the mask
+    channel: int = Field(ge=0)  # the network output channel
+    name: str = Field(min_length=1)
+    category: CodeSpec
+    type: CodeSpec
+
+    def to_label(self) -> SegmentLabel:
+        return SegmentLabel(
+            value=self.value, name=self.name, category=self.category.to_code(), type=self.type.to_code()
+        )
+
+
+class OutputSpec(_Strict):
+    name: str | None = None  # ONNX output name; default: the first output
+    activation: Literal["sigmoid", "softmax", "none"]
+    decision: Literal["threshold", "argmax"]
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    min_lesion_volume_mm3: float = Field(0.0, ge=0.0)
+    labels: tuple[LabelSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _labels(self) -> OutputSpec:
+        if len({lab.value for lab in self.labels}) != len(self.labels):
+            raise ValueError("label values are unique")
+        if len({lab.channel for lab in self.labels}) != len(self.labels):
+            raise ValueError("label channels are unique")
+        if self.decision == "argmax" and any(lab.channel == 0 for lab in self.labels):
+            raise ValueError("with argmax, channel 0 is the background and carries no label")
+        return self
+
+
+class InferenceSpec(_Strict):
+    overlap: float = Field(0.25, ge=0.0, lt=1.0)
+    batch_size: int = Field(2, ge=1)
+    blending: Literal["gaussian", "constant"] = "gaussian"
+    sigma_scale: float = Field(0.125, gt=0.0)
+
+
+class Licence(_Strict):
+    name: str = Field(min_length=1)
+    url: str | None = None
+    notes: str | None = None
+
+
+class Provenance(_Strict):
+    training: str = Field(min_length=1)  # data and procedure, in words
+    script: str | None = None  # path relative to the model folder
+    framework: str | None = None
+    exported_with: str | None = None
+    onnx_opset: int | None = None
+    onnx_ir_version: int | None = None
+    date: str | None = None
+
+
+class Accuracy(_Strict):
+    metric: str = Field(min_length=1)  # e.g. dice, lesion_sensitivity
+    value: float
+    dataset: str = Field(min_length=1)
+    cases: int | None = Field(None, ge=1)
+    notes: str | None = None
+
+
+class Manifest(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str = Field(min_length=1)
+    description: str = ""
+    intended_use: str = Field(min_length=1)  # say plainly when a model is a demo
+    clinical_use: bool = False
+    file: str = "model.onnx"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    modality: Literal["MR", "CT", "PT"]
+    input: InputSpec
+    output: OutputSpec
+    inference: InferenceSpec = Field(default_factory=InferenceSpec)
+    licence: Licence
+    provenance: Provenance
+    accuracy: tuple[Accuracy, ...] = ()
+
+    def segment_labels(self) -> tuple[SegmentLabel, ...]:
+        return tuple(lab.to_label() for lab in self.output.labels)
+
+
+def load_manifest(folder: Path) -> tuple[Manifest, dict[tuple[str | int, ...], int]]:
+    """Read and validate `folder/model.yaml`; errors name file, key and line."""
+    path = folder / MANIFEST_NAME
+    try:
+        data, lines = load_yaml_with_lines(path)
+    except ConfigError as exc:
+        raise ModelError(str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}:1: a model manifest is a mapping of keys")
+    try:
+        return Manifest(**data), lines
+    except ValidationError as exc:
+        raise ModelError(format_validation_error(path, exc, lines)) from exc
