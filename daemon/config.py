@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from daemon.report.settings import ReportSettings
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,10 @@ class DestinationSettings(_Section):
     tls: DestinationTls | None = None
 
 
+# The destination `pacs` when the settings file has no `destinations:` (Orthanc's defaults).
+DEFAULT_PACS = {"ae_title": "ORTHANC", "host": "127.0.0.1", "port": 4242}
+
+
 class RoutingSettings(_Section):
     rules_file: Path = Path("rules/routing.yaml")
     watch_interval_seconds: float = Field(2.0, gt=0)  # how often the file is checked for changes
@@ -112,6 +118,12 @@ class JobSettings(_Section):
     retry_delay_seconds: float = Field(30.0, ge=0)
     poll_seconds: float = Field(1.0, gt=0)
 
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> JobSettings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be shorter than lease_seconds (a lease would expire between heartbeats)")
+        return self
+
 
 class OutboxSettings(_Section):
     first_retry_seconds: float = Field(30.0, gt=0)
@@ -121,6 +133,13 @@ class OutboxSettings(_Section):
     batch_size: int = Field(50, ge=1)  # instances sent on one association
     poll_seconds: float = Field(1.0, gt=0)
     jitter: float = Field(0.2, ge=0, le=1)  # +- fraction of each delay
+
+
+class ImagingSettings(_Section):
+    # messy series (missing/duplicate slices, uneven spacing, gantry tilt, mixed stacks):
+    # "resample" onto a regular grid (or keep the largest consistent stack), or "refuse" the series
+    messy_series: Literal["resample", "refuse"] = "resample"
+    spacing_tolerance: float = Field(0.01, gt=0, lt=1)  # relative difference between slice gaps
 
 
 class Settings(BaseSettings):
@@ -138,6 +157,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    imaging: ImagingSettings = Field(default_factory=ImagingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -225,6 +246,10 @@ def load_settings(path: Path | None = None) -> Settings:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}:1: the settings file must be a mapping of sections")
+    if "destinations" not in data:
+        # the shipped routing file sends to `pacs`: without a `destinations:` section it is
+        # a local Orthanc, and NADIR_DESTINATIONS__PACS__<KEY> overrides any of its keys
+        data = {**data, "destinations": {"pacs": dict(DEFAULT_PACS)}}
     try:
         return Settings(**data)
     except ValidationError as exc:

@@ -38,6 +38,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
 def create_schema(engine: Engine) -> None:
     """Create every table that the imported model modules declare."""
     # import the model modules so their tables are registered on Base.metadata
+    import daemon.store.jobs  # noqa: F401
+    import daemon.store.lesions  # noqa: F401
     import daemon.store.models  # noqa: F401
+    import daemon.store.outbox  # noqa: F401
 
     Base.metadata.create_all(engine)

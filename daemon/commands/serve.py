@@ -1,0 +1,40 @@
+"""`nadir serve [--config FILE]`: run the DICOM node until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from daemon.config import ConfigError, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (NADIR_* variables override it)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    from daemon.service import build_node
+
+    try:
+        node = build_node(settings)
+    except ConfigError as exc:  # e.g. an invalid routing file
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        node.run()
+    except OSError as exc:  # e.g. the port is taken, the data folder is not writable
+        log.error("nadir cannot run: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,250 @@
+"""The receiving edge: C-ECHO and C-STORE SCP.
+
+The C-STORE handler is thin: pynetdicom writes the dataset as it arrives to a
+temporary file in the spool's tmp/ (its chunked receive; pixel data is never
+decoded), the handler reads the header up to the pixel data, fsyncs the file,
+renames it into the spool, fsyncs the directory, has the row committed by the
+`Recorder`, and only then answers 0x0000. Statuses (PS3.4 B.2.3):
+
+- 0x0000 stored, or already stored (the same SOP Instance UID again: idempotent)
+- 0xA700 out of resources: free space below `store.min_free_bytes`, or a write failed
+- 0xA701 out of resources: the database could not record the instance
+- 0xC001 cannot understand: the dataset cannot be parsed
+- 0xC002 cannot understand: Study, Series or SOP Instance UID missing or invalid
+- 0xC003 cannot understand: the dataset's SOP Instance UID differs from the request's
+
+Callers not in `node.allowed_calling_aes` are rejected at association.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any, cast
+
+import pydicom.uid
+from pynetdicom import AE, AllStoragePresentationContexts, _config, dimse_messages, evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from daemon.config import NodeSettings, TlsSettings
+from daemon.service import Context
+from daemon.store.header import Header, MissingUid, UnreadableInstance, read_header
+from daemon.store.reconcile import adopt_orphans, mark_running, mark_stopped
+from daemon.store.recorder import InstanceRecord, Outcome, Recorder
+from daemon.store.spool import Spool
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+OUT_OF_RESOURCES_DATABASE = 0xA701
+CANNOT_PARSE = 0xC001
+MISSING_UID = 0xC002
+UID_MISMATCH = 0xC003
+
+
+def make_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile=str(tls.certificate), keyfile=str(tls.private_key))
+    if tls.ca_certificates is not None:
+        context.load_verify_locations(cafile=str(tls.ca_certificates))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def accepted_transfer_syntaxes() -> list[str]:
+    """Every transfer syntax pydicom knows. Where a context proposes several, the first
+    here that the peer proposed wins: explicit VR little endian, then implicit, then
+    the rest, so that a peer is never asked to compress (possibly lossily) its data."""
+    first = [pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian]
+    rest = [str(ts) for ts in pydicom.uid.AllTransferSyntaxes if ts not in first]
+    return [str(ts) for ts in first] + rest
+
+
+def make_ae(node: NodeSettings) -> AE:
+    ae = AE(ae_title=node.ae_title)
+    ae.maximum_pdu_size = node.max_pdu_length
+    ae.maximum_associations = node.max_associations
+    ae.network_timeout = node.network_timeout_s
+    ae.dimse_timeout = node.network_timeout_s
+    ae.acse_timeout = node.network_timeout_s
+    ae.require_calling_aet = list(node.allowed_calling_aes)
+    syntaxes = accepted_transfer_syntaxes()
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(str(cx.abstract_syntax), syntaxes)
+    ae.add_supported_context(Verification)
+    return ae
+
+
+def receive_into(spool: Spool) -> None:
+    """Have pynetdicom write received datasets into the spool's tmp/ (same file system,
+    so a rename moves them into place) instead of decoding them in memory."""
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    setattr(  # noqa: B010 - pynetdicom has no setting for the directory
+        dimse_messages,
+        "NamedTemporaryFile",
+        functools.partial(tempfile.NamedTemporaryFile, dir=spool.tmp),
+    )
+
+
+class StoreHandler:
+    """What happens to one C-STORE request; independent of pynetdicom's event object."""
+
+    def __init__(self, spool: Spool, recorder: Recorder, min_free_bytes: int) -> None:
+        self.spool = spool
+        self.recorder = recorder
+        self.min_free_bytes = min_free_bytes
+
+    def store(self, temp: Path, affected_sop_uid: str, calling_ae: str) -> int:
+        if self.spool.free_bytes() < self.min_free_bytes:
+            log.warning(
+                "instance %s from AE %s refused (0xA700): free space below store.min_free_bytes",
+                affected_sop_uid,
+                calling_ae,
+            )
+            return OUT_OF_RESOURCES
+        try:
+            header = read_header(temp)
+        except (UnreadableInstance, MissingUid) as exc:
+            status = CANNOT_PARSE if isinstance(exc, UnreadableInstance) else MISSING_UID
+            return _reject(affected_sop_uid, calling_ae, status, str(exc))
+        if header.sop_instance_uid != affected_sop_uid:
+            reason = f"dataset SOPInstanceUID {header.sop_instance_uid} differs from the request's"
+            return _reject(affected_sop_uid, calling_ae, UID_MISMATCH, reason)
+        try:
+            return self._keep(temp, header, calling_ae)
+        except OSError as exc:
+            log.error(
+                "instance %s from AE %s not stored (0xA700): %s",
+                affected_sop_uid, calling_ae, exc,
+            )
+            return OUT_OF_RESOURCES
+
+    def _keep(self, temp: Path, header: Header, calling_ae: str) -> int:
+        if self.recorder.exists(header.sop_instance_uid):
+            log.info("instance %s from AE %s already stored", header.sop_instance_uid, calling_ae)
+            return SUCCESS
+        relative = self.spool.relative_path(
+            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
+        )
+        size = os.stat(temp).st_size
+        self.spool.commit_file(temp, relative)
+        record = InstanceRecord(
+            sop_instance_uid=header.sop_instance_uid,
+            study_instance_uid=header.study_instance_uid,
+            series_instance_uid=header.series_instance_uid,
+            sop_class_uid=header.sop_class_uid,
+            transfer_syntax_uid=header.transfer_syntax_uid,
+            modality=header.modality,
+            patient_id=header.patient_id,
+            accession_number=header.accession_number,
+            path=relative,
+            size=size,
+            calling_ae=calling_ae,
+        )
+        try:
+            outcome = self.recorder.record(record)
+        except Exception as exc:  # noqa: BLE001 - the database refused or is away
+            log.error("instance %s not recorded (0xA701): %s", header.sop_instance_uid, exc)
+            return OUT_OF_RESOURCES_DATABASE
+        if outcome is Outcome.DUPLICATE:
+            log.info("instance %s from AE %s already stored", header.sop_instance_uid, calling_ae)
+        return SUCCESS
+
+
+class StoreSCP:
+    """The listening node as a service (see daemon.service)."""
+
+    name = "store-scp"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.recorder = Recorder(ctx.engine)
+        store = ctx.settings.store
+        self.handler = StoreHandler(ctx.spool, self.recorder, store.min_free_bytes)
+        self._server: Any = None
+
+    def start(self) -> None:
+        node = self.ctx.settings.node
+        if not node.allowed_calling_aes:
+            log.warning(
+                "node.allowed_calling_aes is empty: any calling AE may store instances "
+                "(set NADIR_NODE__ALLOWED_CALLING_AES to restrict)"
+            )
+        receive_into(self.ctx.spool)
+        self.recorder.start()
+        if mark_running(self.ctx.spool):
+            log.warning("the previous run did not stop cleanly; checking the spool")
+            adopt_orphans(self.ctx.spool, self.recorder, self.ctx.sessions)
+        ae = make_ae(node)
+        ssl_context = make_ssl_context(node.tls) if node.tls is not None else None
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_ECHO, _on_echo),
+            (evt.EVT_ACCEPTED, _on_accepted),
+            (evt.EVT_REJECTED, _on_rejected),
+            (evt.EVT_ABORTED, _on_aborted),
+            (evt.EVT_RELEASED, _on_released),
+        ]
+        self._server = ae.start_server(
+            (node.host, node.port), block=False, evt_handlers=handlers, ssl_context=ssl_context
+        )
+        # accepted sockets inherit it: a response is never held back by Nagle's algorithm
+        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.info(
+            "listening as %s on %s:%d%s", node.ae_title, node.host, node.port,
+            " (TLS)" if ssl_context else "",
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        self.recorder.stop()
+        mark_stopped(self.ctx.spool)
+
+    def _on_store(self, event: evt.Event) -> int:
+        calling = event.assoc.requestor.ae_title
+        affected = str(cast(C_STORE, event.request).AffectedSOPInstanceUID)
+        return self.handler.store(Path(event.dataset_path), affected, calling)
+
+
+def _reject(sop_uid: str, calling_ae: str, status: int, reason: str) -> int:
+    log.warning("instance %s from AE %s rejected (0x%04X): %s", sop_uid, calling_ae, status, reason)
+    return status
+
+
+def _on_echo(event: evt.Event) -> int:
+    return SUCCESS
+
+
+def _peer(event: evt.Event) -> str:
+    req = event.assoc.requestor
+    return f"AE {req.ae_title} ({req.address}:{req.port})"
+
+
+def _on_accepted(event: evt.Event) -> None:
+    log.info("association from %s accepted", _peer(event))
+
+
+def _on_rejected(event: evt.Event) -> None:
+    log.warning(
+        "association from %s rejected (calling AE not in node.allowed_calling_aes, "
+        "or nothing acceptable proposed)",
+        _peer(event),
+    )
+
+
+def _on_aborted(event: evt.Event) -> None:
+    log.warning("association from %s aborted; instances acknowledged so far are kept", _peer(event))
+
+
+def _on_released(event: evt.Event) -> None:
+    log.info("association from %s released", _peer(event))

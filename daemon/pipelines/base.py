@@ -1,0 +1,93 @@
+"""The pipeline interface: a study's files and parameters in, output datasets out.
+
+A pipeline is a callable `(PipelineInput) -> list[Dataset]`. It reads only the files
+it is given and returns DICOM datasets (SR, SEG, SC...) for the outbox; it never
+touches the database or the network, so it runs the same in a local worker
+process or on a remote worker (Celery) later.
+
+Pipelines are found by name: the built-in ones below, or `package.module:function`
+for a site's (or a test's) own pipeline importable on the worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, generate_uid
+
+from daemon import __version__
+from daemon.config import Settings
+
+# Root of the UIDs Nadir derives; any installation may set its own in a later issue.
+UID_PREFIX = "1.2.826.0.1.3680043.10.1442."
+
+
+class PipelineError(Exception):
+    """The pipeline cannot produce a result for this study (the job fails with this message)."""
+
+
+class UnknownPipelineError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class PipelineInput:
+    study_instance_uid: str
+    route: str
+    files: tuple[Path, ...]
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    revision: int = 1
+    software_version: str = __version__
+    # the node's settings, for a pipeline that looks up priors (database, PACS); None in pure runs
+    settings: Settings | None = None
+
+    def uid(self, *parts: str) -> UID:
+        """A UID determined by the study, the route, the software version and `parts`.
+
+        A re-run or a resend therefore produces the same UIDs, and the PACS stores the
+        same instance again instead of a duplicate.
+        """
+        sources = [self.study_instance_uid, self.route, self.software_version, *parts]
+        return generate_uid(prefix=UID_PREFIX, entropy_srcs=sources)
+
+
+Pipeline = Callable[[PipelineInput], list[Dataset]]
+
+BUILTIN: dict[str, str] = {
+    "qa_report": "daemon.pipelines.qa_report:run",
+    "brain_mets": "daemon.pipelines.brain_mets:run",
+}
+
+
+def names() -> list[str]:
+    return sorted(BUILTIN)
+
+
+def check(name: str) -> None:
+    """Raise UnknownPipelineError unless `name` names a pipeline; a built-in one is not imported."""
+    if name not in BUILTIN:
+        resolve(name)
+
+
+def resolve(name: str) -> Pipeline:
+    """The pipeline called `name` (built-in, or `module:function`)."""
+    target = BUILTIN.get(name, name)
+    if ":" not in target:
+        raise UnknownPipelineError(
+            f"unknown pipeline {name!r} (built in: {', '.join(names())}; or module:function)"
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UnknownPipelineError(f"pipeline {name!r}: cannot import {module_name}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise UnknownPipelineError(f"pipeline {name!r}: {module_name} has no function {attr!r}")
+    pipeline: Pipeline = fn
+    return pipeline

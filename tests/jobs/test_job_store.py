@@ -1,0 +1,149 @@
+"""Jobs and outbox rows in the database, on SQLite and PostgreSQL: claim, lease
+expiry after a dead worker, retries, outputs recorded with the job, backoff and
+dead letters. The clock is an argument, so nothing here sleeps."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from daemon.config import OutboxSettings
+from daemon.store import jobs as js
+from daemon.store import outbox as ob
+from daemon.store.db import make_sessionmaker
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def new_job(route: str = "qa", revision: int = 1, max_attempts: int = 2) -> js.NewJob:
+    return js.NewJob("1.2.3", revision, route, "qa_report", {"gap_factor": 2}, ("pacs", "viewer"), max_attempts)
+
+
+def test_one_job_per_study_revision_and_route(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    with sessions() as s:
+        assert js.enqueue(s, new_job(), T0)
+        assert not js.enqueue(s, new_job(), T0)
+        assert js.enqueue(s, new_job(revision=2), T0)
+        assert js.enqueue(s, new_job(route="other"), T0)
+        s.commit()
+        assert s.scalar(select(func.count(js.Job.id))) == 3
+
+
+def test_claim_once_then_lease_expiry_runs_it_again(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    with sessions() as s:
+        js.enqueue(s, new_job(max_attempts=2), T0)
+        s.commit()
+    with sessions() as a, sessions() as b:
+        first = js.claim(a, "worker-a", T0, lease_seconds=30)
+        assert first is not None and first.attempt == 1 and first.parameters == {"gap_factor": 2}
+        assert js.claim(b, "worker-b", T0 + timedelta(seconds=5), 30) is None  # leased
+        assert js.heartbeat(a, first.id, "worker-a", T0 + timedelta(seconds=20), 30)
+        assert js.claim(b, "worker-b", T0 + timedelta(seconds=45), 30) is None  # heartbeat extended it
+        # worker-a dies (no more heartbeats): the lease expires, worker-b takes the job
+        again = js.claim(b, "worker-b", T0 + timedelta(seconds=51), 30)
+        assert again is not None and again.id == first.id and again.attempt == 2
+        assert not js.heartbeat(a, first.id, "worker-a", T0 + timedelta(seconds=52), 30)
+        assert not js.mark_done(a, first.id, "worker-a", T0 + timedelta(seconds=52), 1)  # a's result is refused
+        a.rollback()
+        # worker-b dies too: past max attempts the job fails instead of looping
+        assert js.claim(a, "worker-c", T0 + timedelta(seconds=90), 30) is None
+        job = a.get(js.Job, first.id, populate_existing=True)
+        assert job is not None and job.state == js.JobState.FAILED and "lease expired" in (job.error or "")
+
+
+def test_failures_retry_then_fail_and_admin_retry(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    with sessions() as s:
+        js.enqueue(s, new_job(max_attempts=2), T0)
+        s.commit()
+        c = js.claim(s, "w", T0, 30)
+        assert c is not None
+        assert js.fail(s, c.id, "w", T0, "ValueError: boom", retry_delay_seconds=10) is js.JobState.RETRYING
+        assert js.claim(s, "w", T0 + timedelta(seconds=5), 30) is None  # not due yet
+        c2 = js.claim(s, "w", T0 + timedelta(seconds=11), 30)
+        assert c2 is not None and c2.attempt == 2
+        assert js.fail(s, c2.id, "w", T0, "ValueError: boom", 10) is js.JobState.FAILED
+        assert js.claim(s, "w", T0 + timedelta(days=1), 30) is None
+        assert js.retry(s, c.id, T0)
+        c3 = js.claim(s, "w", T0 + timedelta(seconds=1), 30)
+        assert c3 is not None and c3.attempt == 1
+
+
+def test_outputs_are_recorded_with_the_job_keyed_by_uid_and_destination(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    out = ob.Output("1.2.3.4.5", "1.2.840.10008.5.1.4.1.1.88.33", "1.2.3", "1.2.3/1.2.3.4.5.dcm")
+    with sessions() as s:
+        js.enqueue(s, new_job(), T0)
+        js.enqueue(s, new_job(route="second"), T0)
+        s.commit()
+        c = js.claim(s, "w", T0, 30)
+        assert c is not None
+        assert js.mark_done(s, c.id, "w", T0, 1)
+        assert ob.add(s, [out], c.destinations, c.id, T0) == 2
+        s.commit()
+        c2 = js.claim(s, "w", T0, 30)
+        assert c2 is not None
+        # a second job producing the same UID for the same destination shares the row
+        assert js.mark_done(s, c2.id, "w", T0, 1)
+        ob.add(s, [out], ("pacs",), c2.id, T0)
+        s.commit()
+        rows = s.scalars(select(ob.OutboxRow).order_by(ob.OutboxRow.destination)).all()
+        assert [(r.destination, r.state) for r in rows] == [("pacs", "PENDING"), ("viewer", "PENDING")]
+
+
+def test_backoff_dead_letter_and_resend(engine: Engine) -> None:
+    cfg = OutboxSettings(first_retry_seconds=10, backoff_factor=2, max_delay_seconds=60, max_age_seconds=100, jitter=0.2)
+    rnd = random.Random(1)
+    delays = [ob.backoff_seconds(n, cfg, rnd) for n in range(1, 7)]
+    assert 8 <= delays[0] <= 12 and 16 <= delays[1] <= 24 and all(d <= 72 for d in delays)
+    assert 48 <= delays[-1] <= 72  # capped
+    sessions = make_sessionmaker(engine)
+    out = ob.Output("1.2.3.9", "1.2.840.10008.5.1.4.1.1.88.33", "1.2.3", "x.dcm")
+    with sessions() as s:
+        ob.add(s, [out], ["pacs"], None, T0)
+        s.commit()
+        row_id = s.scalars(select(ob.OutboxRow.id)).one()
+        now = T0
+        states = []
+        for _ in range(10):
+            due = ob.due(s, now, 10)
+            if not due:
+                break
+            states.append(ob.record_failure(s, row_id, now, None, "association rejected", cfg))
+            now = now + timedelta(seconds=61)
+        assert states[-1] is ob.OutboxState.DEAD and states[0] is ob.OutboxState.PENDING
+        row = s.get(ob.OutboxRow, row_id, populate_existing=True)
+        assert row is not None and "dead letter after" in (row.last_error or "")
+        attempts = s.scalars(select(ob.OutboxAttempt).where(ob.OutboxAttempt.outbox_id == row_id)).all()
+        assert len(attempts) == row.attempts == len(states)
+        assert ob.row_as_dict(row)["dead_letter"] is True
+        assert ob.resend(s, now) == 1
+        assert [r.id for r in ob.due(s, now, 10)] == [row_id]
+        ob.record_success(s, row_id, now, 0x0000)
+        row = s.get(ob.OutboxRow, row_id, populate_existing=True)
+        assert row is not None and row.state == ob.OutboxState.SENT and row.times_sent == 1
+
+
+def test_purge_sent_outputs(engine: Engine, tmp_path: Path) -> None:
+    sessions = make_sessionmaker(engine)
+    root = ob.outputs_root(tmp_path)
+    (root / "s").mkdir(parents=True)
+    for name in ("old.dcm", "new.dcm"):
+        (root / "s" / name).write_bytes(b"x")
+    with sessions() as s:
+        ob.add(s, [ob.Output("1.9.1", "1.2", "1.9", "s/old.dcm")], ["pacs", "viewer"], None, T0)
+        ob.add(s, [ob.Output("1.9.2", "1.2", "1.9", "s/new.dcm")], ["pacs"], None, T0)
+        s.commit()
+        ids = {(r.sop_instance_uid, r.destination): r.id for r in s.scalars(select(ob.OutboxRow))}
+        ob.record_success(s, ids[("1.9.1", "pacs")], T0, 0)
+        ob.record_success(s, ids[("1.9.2", "pacs")], T0 + timedelta(days=40), 0)
+        assert ob.purge_sent(s, tmp_path, T0 + timedelta(days=30)) == 1
+        assert (root / "s" / "old.dcm").exists()  # still to be sent to the viewer
+        ob.record_success(s, ids[("1.9.1", "viewer")], T0, 0)
+        assert ob.purge_sent(s, tmp_path, T0 + timedelta(days=30)) == 1
+        assert not (root / "s" / "old.dcm").exists() and (root / "s" / "new.dcm").exists()

@@ -1,0 +1,34 @@
+"""`nadir check-config`: effective settings, or errors naming file, key and line."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from node_harness import PYTHON, REPO_ROOT
+
+
+def check(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "daemon.cli", "check-config", str(path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env},
+    )
+
+
+def test_valid_file_prints_effective_settings_with_env_override(tmp_path: Path) -> None:
+    f = tmp_path / "nadir.yaml"
+    f.write_text("node:\n  ae_title: SITE\n  port: 11113\nassembly:\n  settle_seconds: 45\n")
+    out = check(f, NADIR_NODE__PORT="4242")
+    assert out.returncode == 0, out.stderr
+    assert "ae_title: SITE" in out.stdout
+    assert "port: 4242" in out.stdout
+    assert "settle_seconds: 45.0" in out.stdout
+
+
+def test_errors_name_file_key_and_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("node:\n  ae_title: SITE\n  port: 70000\nstore:\n  data_dri: /x\n")
+    out = check(f)
+    assert out.returncode != 0
+    assert f"{f}:3: node.port" in out.stderr
+    assert f"{f}:5: store.data_dri: unknown key" in out.stderr

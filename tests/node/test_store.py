@@ -1,0 +1,153 @@
+"""The store in process, on a real SQLite file: recorder, sweeper, retention, spool,
+orphan adoption. Instances are synthetic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from node_harness import write_series
+from pydicom.uid import generate_uid
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.store.db import create_schema, make_engine, make_sessionmaker
+from daemon.store.header import read_header
+from daemon.store.models import Instance, Study, StudyState
+from daemon.store.reconcile import adopt_orphans, mark_running, mark_stopped
+from daemon.store.recorder import InstanceRecord, Outcome, Recorder
+from daemon.store.retention import purge
+from daemon.store.spool import Spool
+from daemon.store.sweeper import sweep
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[Engine, sessionmaker[Session], Spool, Recorder, Clock]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'nadir.db'}")
+    create_schema(engine)
+    spool = Spool(tmp_path / "spool")
+    spool.prepare()
+    clock = Clock()
+    recorder = Recorder(engine, clock)
+    recorder.start()
+    yield engine, make_sessionmaker(engine), spool, recorder, clock
+    recorder.stop()
+    engine.dispose()
+
+
+def put(spool: Spool, recorder: Recorder, path: Path) -> Outcome:
+    header = read_header(path)
+    relative = spool.relative_path(header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+    spool.write_bytes(relative, path.read_bytes())
+    return recorder.record(
+        InstanceRecord(
+            header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid,
+            header.sop_class_uid, header.transfer_syntax_uid, header.modality, header.patient_id,
+            header.accession_number, relative, path.stat().st_size, "TESTSCU",
+        )
+    )
+
+
+def study_row(sessions: sessionmaker[Session], uid: str) -> Study:
+    with sessions() as s:
+        return s.scalars(select(Study).where(Study.study_instance_uid == uid)).one()
+
+
+def test_record_settle_late_revision_and_duplicates(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _engine, sessions, spool, recorder, clock = store
+    uid = generate_uid()
+    files = write_series(tmp_path / "ct", "CT", 4, 16, 16, uid)
+    for f in files[:3]:
+        assert put(spool, recorder, f) is Outcome.STORED
+    assert put(spool, recorder, files[0]) is Outcome.DUPLICATE
+    assert study_row(sessions, uid).instance_count == 3
+
+    assert sweep(sessions, T0 + timedelta(seconds=29), 30) == []
+    moved = sweep(sessions, T0 + timedelta(seconds=30), 30)
+    assert [m.study_instance_uid for m in moved] == [uid]
+    row = study_row(sessions, uid)
+    assert (row.state, row.revision) == (StudyState.READY, 1)
+
+    clock.now = T0 + timedelta(minutes=5)
+    assert put(spool, recorder, files[0]) is Outcome.DUPLICATE  # no new revision for a duplicate
+    assert study_row(sessions, uid).state == StudyState.READY
+    assert put(spool, recorder, files[3]) is Outcome.STORED  # late: revision 2
+    row = study_row(sessions, uid)
+    assert (row.state, row.revision, row.instance_count) == (StudyState.RECEIVING, 2, 4)
+    with sessions() as s:
+        revisions = sorted(s.scalars(select(Instance.revision)))
+    assert revisions == [1, 1, 1, 2]
+
+
+def test_retention_removes_only_finished_studies(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _engine, sessions, spool, recorder, _clock = store
+    done_uid, ready_uid = generate_uid(), generate_uid()
+    for uid, name in ((done_uid, "a"), (ready_uid, "b")):
+        for f in write_series(tmp_path / name, "CT", 2, 16, 16, uid):
+            put(spool, recorder, f)
+    sweep(sessions, T0 + timedelta(seconds=60), 30)
+    with sessions.begin() as s:
+        s.execute(update(Study).where(Study.study_instance_uid == done_uid).values(state=StudyState.DONE))
+
+    assert purge(sessions, spool, T0 + timedelta(days=29), 30) == 0
+    assert purge(sessions, spool, T0 + timedelta(days=31), 30) == 1
+    with sessions() as s:
+        assert list(s.scalars(select(Study.study_instance_uid))) == [ready_uid]
+        kept = set(s.scalars(select(Instance.path)))
+    assert set(spool.iter_files()) == kept and len(kept) == 2
+
+
+def test_unrecorded_complete_files_are_adopted_and_tmp_cleared(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _engine, sessions, spool, recorder, _clock = store
+    uid = generate_uid()
+    f = write_series(tmp_path / "ct", "CT", 1, 16, 16, uid)[0]
+    h = read_header(f)
+    # a crash after the rename and before the commit
+    spool.write_bytes(spool.relative_path(uid, h.series_instance_uid, h.sop_instance_uid), f.read_bytes())
+    (spool.tmp / "partial.part").write_bytes(b"incomplete")  # a crash mid-transfer
+    (spool.root / "junk").mkdir()
+    (spool.root / "junk" / "x.dcm").write_bytes(b"not dicom")  # unreadable, never acknowledged
+
+    assert mark_running(spool) is False
+    assert mark_running(spool) is True  # the "previous run" never called mark_stopped
+    assert adopt_orphans(spool, recorder, sessions) == 1
+    assert spool.prepare() == 1
+    assert study_row(sessions, uid).instance_count == 1
+    assert list(spool.iter_files()) == [spool.relative_path(uid, h.series_instance_uid, h.sop_instance_uid)]
+    mark_stopped(spool)
+    assert mark_running(spool) is False
+
+
+def test_stale_tmp_files_of_aborted_transfers_are_removed(tmp_path: Path) -> None:
+    import os
+
+    spool = Spool(tmp_path / "spool")
+    spool.prepare()
+    old, live = spool.tmp / "old.dcm", spool.tmp / "live.dcm"
+    old.write_bytes(b"x")
+    live.write_bytes(b"y")
+    os.utime(old, (0, 0))
+    assert spool.clear_stale_tmp(3600) == 1
+    assert [p.name for p in spool.tmp.iterdir()] == ["live.dcm"]
+
+
+def test_unsafe_uids_never_escape_the_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.prepare()
+    rel = spool.relative_path("../../etc", "1.2/3", "..")
+    assert ".." not in rel.split("/") and rel.count("/") == 2
+    assert spool.write_bytes(rel, b"x").resolve().is_relative_to(spool.root.resolve())
+
+

@@ -1,0 +1,177 @@
+// Drive OHIF in Debian's chromium (playwright-core, never a browser download) and record what
+// a radiologist sees: the study list, every SR measurement (labels + the slice shown), the
+// SEG segments, console errors, screenshots. The pytest side (test_ohif.py) decides pass/fail.
+//
+// usage: node ohif_check.js SPEC.json RESULT.json
+//   SPEC: {viewer_url, out_dir, node_modules, timepoints: [{label, study_uid, measurements}]}
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const { chromium } = require(path.join(spec.node_modules, 'playwright-core'));
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-gl=swiftshader', '--enable-unsafe-swiftshader'];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function text(page, sel) {
+  const loc = page.locator(sel);
+  return (await loc.count()) ? (await loc.first().innerText()).trim() : '';
+}
+
+async function poll(fn, timeoutMs, stepMs = 500) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last.ok) return last;
+    await sleep(stepMs);
+  }
+  return last;
+}
+
+async function dismissFirstRunDialogs(page) {
+  for (const name of ['Skip all', 'Confirm and hide']) {
+    const b = page.getByText(name, { exact: true });
+    if (await b.count()) await b.first().click();
+  }
+}
+
+async function state(page) {
+  return {
+    overlay: await text(page, '[data-cy="viewport-overlay-bottom-right"]'),
+    viewport: await text(page, '[data-cy="viewport-grid"]'),
+  };
+}
+
+// wait until the viewport shows SR labels (mm values) that stay the same for two polls
+async function settledLabels(page, previous, timeoutMs) {
+  let prev = null;
+  return poll(async () => {
+    const s = await state(page);
+    const ok = /\d mm/.test(s.viewport) && (previous === null || s.overlay !== previous.overlay
+      || s.viewport !== previous.viewport) && prev !== null && prev.viewport === s.viewport;
+    prev = s;
+    return { ok, ...s };
+  }, timeoutMs, 700);
+}
+
+async function checkSr(page, tp, shot) {
+  const out = { loaded: false, states: [] };
+  const row = page.locator('[data-cy="series-description-label"]', { hasText: tp.sr_description }).first();
+  await row.dblclick();
+  let s = await settledLabels(page, null, 45000);
+  if (!s.ok) {  // software WebGL on a busy machine: one more try
+    await row.dblclick();
+    s = await settledLabels(page, null, 45000);
+  }
+  if (!s.ok) return out;
+  out.loaded = true;
+  // the SR viewport's two arrows (top right) step through the measurements, cyclically
+  const arrows = page.locator('div.cursor-pointer:has(svg > title:text-is("arrow-left"))');
+  const next = (await arrows.count()) > 1 ? arrows.nth(1) : arrows.first();
+  for (let k = 0; k < tp.measurements; k += 1) {
+    const file = `${tp.label}-2-sr-${k + 1}.png`;
+    await page.screenshot({ path: path.join(spec.out_dir, file) });
+    out.states.push({ overlay: s.overlay, viewport: s.viewport, screenshot: shot(file) });
+    if (k + 1 < tp.measurements) {
+      await next.click();
+      await sleep(500);
+      const moved = await settledLabels(page, s, 20000);
+      s = moved.ok ? moved : await state(page);
+    }
+  }
+  return out;
+}
+
+async function checkSeg(page, tp, shot) {
+  const out = { prompt: false, panel: '', screenshot: '' };
+  await page.locator('[data-cy="series-description-label"]', { hasText: tp.seg_description }).first().dblclick();
+  const yes = page.getByText('Yes', { exact: true });
+  const asked = await poll(async () => ({ ok: (await yes.count()) > 0 }), 30000);
+  out.prompt = asked.ok;
+  if (asked.ok) await yes.first().click();
+  const btn = page.locator('[data-cy="panelSegmentation-btn"]');
+  if (await btn.count()) await btn.first().click();
+  const panel = await poll(async () => {
+    const t = await page.evaluate(() => document.body.innerText);
+    return { ok: tp.segments.every((label) => t.includes(label)), t };
+  }, 30000);
+  out.panel = panel.t;
+  // a click on the first segment's row jumps to that lesion
+  const first = page.getByText(tp.segments[0], { exact: true });
+  if (await first.count()) await first.last().click();
+  await page.mouse.move(700, 900);  // away from the panel: its hover card would hide the image
+  await sleep(3000);  // let the overlay render before the screenshot
+  out.overlay = await text(page, '[data-cy="viewport-overlay-bottom-right"]');
+  const file = `${tp.label}-3-seg.png`;
+  await page.screenshot({ path: path.join(spec.out_dir, file) });
+  out.screenshot = shot(file);
+  return out;
+}
+
+// the yellow warning sign some series rows carry: hover it and read the tooltip
+async function seriesWarnings(page) {
+  const out = {};
+  const rows = page.locator('[data-cy^="study-browser-thumbnail"]:has(g#status-warning)');
+  for (let i = 0; i < await rows.count(); i += 1) {
+    const row = rows.nth(i);
+    const name = await row.locator('[data-cy="series-description-label"]').first().innerText();
+    await row.locator('g#status-warning').first().hover();
+    const tip = await poll(async () => {
+      const t = page.locator('[role="tooltip"]');
+      return { ok: (await t.count()) > 0, t: (await t.count()) ? await t.first().innerText() : '' };
+    }, 3000);
+    out[name] = tip.t;
+  }
+  // close the tooltip: it would cover the next row and catch the next click
+  await page.mouse.move(800, 500);
+  await page.keyboard.press('Escape');
+  await poll(async () => ({ ok: (await page.locator('[role="tooltip"]').count()) === 0 }), 5000, 200);
+  return out;
+}
+
+async function checkTimepoint(page, tp, errors) {
+  const shot = (f) => path.join(spec.out_dir, f);
+  const result = { label: tp.label, errors: {} };
+  const t0 = Date.now();
+  await page.goto(`${spec.viewer_url}viewer?StudyInstanceUIDs=${tp.study_uid}`);
+  await poll(async () => {
+    await dismissFirstRunDialogs(page);
+    const n = await page.locator('[data-cy="series-description-label"]').count();
+    return { ok: n >= tp.min_series && /\(\d+\/\d+\)/.test(await text(page, '[data-cy="viewport-overlay-bottom-right"]')) };
+  }, 90000, 1000);
+  await dismissFirstRunDialogs(page);
+  await sleep(1000);
+  result.series = await page.locator('[data-cy="series-description-label"]').allInnerTexts();
+  result.study_panel = await text(page, '[data-cy="studyBrowser-panel"]');
+  await page.screenshot({ path: shot(`${tp.label}-1-study-list.png`) });
+  result.load_s = (Date.now() - t0) / 1000;
+  result.warnings = await seriesWarnings(page);
+  result.errors.load = errors.splice(0);
+  result.sr = await checkSr(page, tp, shot);
+  result.errors.sr = errors.splice(0);
+  result.seg = await checkSeg(page, tp, shot);
+  result.errors.seg = errors.splice(0);
+  result.elapsed_s = (Date.now() - t0) / 1000;
+  return result;
+}
+
+(async () => {
+  fs.mkdirSync(spec.out_dir, { recursive: true });
+  const browser = await chromium.launch({ executablePath: spec.chromium, headless: true, args: ARGS });
+  const results = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    for (const tp of spec.timepoints) {
+      results.push(await checkTimepoint(page, tp, errors));
+      fs.writeFileSync(process.argv[3], JSON.stringify(results, null, 1));
+    }
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,292 @@
+"""The radiologist's view: Nadir's SR, SEG and key images of the demo patient in OHIF v3.
+
+The SYNTHETIC demo patient of `make demo` (daemon/demo/response_patient.py: baseline,
+then lesions shrink, then grow) goes through the real route: dcmtk storescu sends each
+study to Orthanc (the PACS, with its DICOMweb plugin) and to a real `nadir serve`, which
+sends its SR, SEG, key images and KOS back to the PACS (daemon/demo/peers.py, run.py).
+Then one browser session (Debian chromium driven by playwright-core,
+tests/viewer/ohif_check.js) opens each study in the OHIF build served by
+daemon/web/ohif.py. For each timepoint: the study list shows our series; loading the SR
+draws every long- and short-axis label with the values the SR holds (read here with
+pydicom) on the slice the SR references; loading the SEG shows one segment per lesion
+labelled with its tracking identifier, with no error in the browser console; the
+follow-ups list the prior studies. Screenshots go to tests/output/viewer/.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from daemon.demo.peers import DICOMWEB_PLUGIN, ORTHANC, NadirNode, Orthanc
+from daemon.demo.response_patient import write_timepoints
+from daemon.demo.run import process
+from daemon.web.ohif import DEFAULT_DIST, DEPLOY_DIR, start_viewer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
+
+HERE = Path(__file__).resolve().parent
+OUTPUT = HERE.parent / "output" / "viewer"
+CHROMIUM = Path(os.environ.get("NADIR_CHROMIUM", "/usr/bin/chromium"))
+NODE_MODULES = DEPLOY_DIR / "node_modules"
+MISSING = [
+    what for what, present in (
+        ("Debian chromium", CHROMIUM.exists()),
+        ("node", shutil.which("node") is not None),
+        ("OHIF (deploy/ohif/install-viewer.sh)", (DEFAULT_DIST / "index.html").is_file()),
+        ("playwright-core (npm ci in deploy/ohif)", (NODE_MODULES / "playwright-core").is_dir()),
+        ("Orthanc", Path(ORTHANC).exists()),
+        ("orthanc-dicomweb", DICOMWEB_PLUGIN.exists()),
+        ("dcmtk storescu", shutil.which("storescu") is not None),
+    ) if not present
+]
+SR_SERIES, SEG_SERIES = 9001, 9002
+
+
+@dataclass(frozen=True, eq=False)
+class Timepoint:
+    """One study of the demo patient as the PACS holds it after Nadir's run."""
+
+    label: str
+    study_instance_uid: str
+    study_date: date
+    source: tuple[Dataset, ...]  # the source series' headers
+    sr: Dataset
+    seg: Dataset
+    series_descriptions: tuple[str, ...]  # every series of the study in the PACS
+
+
+def _from_pacs(pacs: Orthanc, study_uid: str, number: int) -> Dataset:
+    series = pacs.series_numbered(study_uid, number)
+    assert series is not None and series["Instances"], f"series {number} of {study_uid} not in the PACS"
+    return pydicom.dcmread(io.BytesIO(pacs.file(str(series["Instances"][-1]))))
+
+
+LONG, SHORT = "103339001", "103340004"
+
+
+@dataclass(frozen=True)
+class Calliper:
+    tracking_id: str
+    long_mm: float
+    short_mm: float
+    instance_number: int  # of the source slice the long axis is drawn on
+
+
+def _code(item: Dataset) -> str:
+    return str(item.ConceptNameCodeSequence[0].CodeValue)
+
+
+def _groups(sr: Dataset) -> list[Dataset]:
+    (measurements,) = [i for i in sr.ContentSequence if _code(i) == "126010"]
+    return [g for g in measurements.ContentSequence if _code(g) == "125007"]
+
+
+def _text_of(group: Dataset, code: str) -> str:
+    return next(str(i.get("TextValue", i.get("UID", ""))) for i in group.ContentSequence if _code(i) == code)
+
+
+def callipers(sr: Dataset, sources: tuple[Dataset, ...]) -> list[Calliper]:
+    """Every lesion with a long and short axis, read from our SR with pydicom."""
+    numbers = {str(d.SOPInstanceUID): int(d.InstanceNumber) for d in sources}
+    out = []
+    for group in _groups(sr):
+        nums = {_code(i): i for i in group.ContentSequence if i.ValueType == "NUM"}
+        if LONG not in nums or SHORT not in nums:
+            continue
+        scoord = nums[LONG].ContentSequence[0]
+        image = scoord.ContentSequence[0].ReferencedSOPSequence[0]
+        out.append(Calliper(
+            _text_of(group, "112039"),
+            float(nums[LONG].MeasuredValueSequence[0].NumericValue),
+            float(nums[SHORT].MeasuredValueSequence[0].NumericValue),
+            numbers[str(image.ReferencedSOPInstanceUID)],
+        ))
+    return out
+
+
+def lesion_ids(sr: Dataset) -> set[str]:
+    """Tracking identifiers of the SR's lesion groups (those with a Finding, 121071)."""
+    return {_text_of(g, "112039") for g in _groups(sr) if any(_code(i) == "121071" for i in g.ContentSequence)}
+
+
+def _label(prefix: str, value: float) -> re.Pattern[str]:
+    """OHIF's label of a NUM: `L: : 22.00 mm` (value.toFixed(2)); either rounding of a tie."""
+    options = {f"{value:.2f}", f"{value + 5e-9:.2f}", f"{value - 5e-9:.2f}"}
+    return re.compile(rf"{prefix}:\s*:?\s*({'|'.join(re.escape(o) for o in options)}) mm")
+
+
+def _spec(tps: list[Timepoint], url: str) -> dict[str, Any]:
+    items = []
+    for tp in tps:
+        items.append({
+            "label": tp.label,
+            "study_uid": tp.study_instance_uid,
+            "sr_description": str(tp.sr.SeriesDescription),
+            "seg_description": str(tp.seg.SeriesDescription),
+            "segments": [str(s.SegmentLabel) for s in tp.seg.SegmentSequence],
+            "measurements": len({_text_of(g, "112040") for g in _groups(tp.sr)}),
+            "min_series": len(tp.series_descriptions),
+        })
+    return {"viewer_url": url, "out_dir": str(OUTPUT), "node_modules": str(NODE_MODULES),
+            "chromium": str(CHROMIUM), "timepoints": items}
+
+
+def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
+    """The demo patient through Orthanc + a real `nadir serve` (what `make demo` does)."""
+    nadir = NadirNode(work / "nadir", pacs_port=pacs.dicom_port)
+    pacs.nadir_port = nadir.port
+    pacs.start()
+    out = []
+    try:
+        nadir.start()
+        for study in write_timepoints(work / "studies"):
+            process(pacs, nadir, study)
+            uid = study.study_instance_uid
+            source = tuple(pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(study.folder.glob("*.dcm")))
+            descriptions = tuple(str(s["MainDicomTags"].get("SeriesDescription", "")) for s in pacs.series(uid))
+            d = study.study_date
+            out.append(Timepoint(study.name, uid, date(int(d[:4]), int(d[4:6]), int(d[6:8])), source,
+                                 _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions))
+    finally:
+        nadir.stop()
+    return out
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Timepoint], list[dict[str, Any]]]]:
+    if MISSING:
+        pytest.skip(f"missing: {', '.join(MISSING)} (make test installs them)")
+    work = tmp_path_factory.mktemp("viewer")
+    shutil.rmtree(OUTPUT, ignore_errors=True)
+    OUTPUT.mkdir(parents=True)
+    pacs = Orthanc(work / "orthanc")
+    try:
+        tps = _run_demo(work, pacs)
+        with start_viewer(pacs.url) as viewer:
+            spec = work / "spec.json"
+            spec.write_text(json.dumps(_spec(tps, viewer.url)), encoding="utf-8")
+            result = work / "result.json"
+            run = subprocess.run(["node", str(HERE / "ohif_check.js"), str(spec), str(result)],
+                                 capture_output=True, text=True, timeout=300, check=False)
+            (OUTPUT / "node.log").write_text(run.stdout + run.stderr, encoding="utf-8")
+            assert run.returncode == 0, run.stderr[-3000:]
+            (OUTPUT / "urls.txt").write_text(
+                "".join(f"{tp.label}\t{viewer.study_url(tp.study_instance_uid)}\n" for tp in tps), encoding="utf-8")
+    finally:
+        pacs.stop()
+    observations = json.loads(result.read_text(encoding="utf-8"))
+    (OUTPUT / "observed.json").write_text(json.dumps(observations, indent=1), encoding="utf-8")
+    yield tps, observations
+
+
+def test_study_list_shows_our_series(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    tps, seen = observed
+    for tp, obs in zip(tps, seen, strict=True):
+        assert {str(tp.sr.SeriesDescription), str(tp.seg.SeriesDescription)} <= set(tp.series_descriptions)
+        missing = set(tp.series_descriptions) - set(obs["series"])
+        assert not missing, f"{tp.label}: {missing} not in the study list {obs['series']}"
+
+
+def test_sr_draws_every_calliper_on_its_slice(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    tps, seen = observed
+    for tp, obs in zip(tps, seen, strict=True):
+        assert obs["sr"]["loaded"], f"{tp.label}: no SR label drawn"
+        expected = callipers(tp.sr, tp.source)
+        assert expected, f"{tp.label}: the SR holds no calliper"
+        for cal in expected:
+            long_re, short_re = _label("L", cal.long_mm), _label("W", cal.short_mm)
+            where = [s["overlay"] for s in obs["sr"]["states"]
+                     if long_re.search(s["viewport"]) and short_re.search(s["viewport"])]
+            assert where, f"{tp.label} {cal.tracking_id}: labels {long_re.pattern} / {short_re.pattern} never shown"
+            assert any(o.startswith(f"I:{cal.instance_number} ") for o in where), (
+                f"{tp.label} {cal.tracking_id}: drawn on {where}, the SR references instance {cal.instance_number}"
+            )
+
+
+def test_seg_shows_one_segment_per_lesion(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    tps, seen = observed
+    for tp, obs in zip(tps, seen, strict=True):
+        seg = tp.seg
+        assert obs["seg"]["prompt"], f"{tp.label}: OHIF did not offer to open the SEG"
+        labels = [str(s.SegmentLabel) for s in seg.SegmentSequence]
+        tracked = lesion_ids(tp.sr)
+        assert set(labels) == tracked, f"{tp.label}: segments {labels} vs lesions {sorted(tracked)}"
+        for label in labels:
+            assert re.search(rf"(^|\n){re.escape(label)}(\n|$)", obs["seg"]["panel"]), (
+                f"{tp.label}: segment {label} not in the segmentation panel"
+            )
+        assert obs["errors"]["seg"] == [], f"{tp.label}: console errors {obs['errors']['seg']}"
+
+
+def _segment_instances(seg: Dataset, sources: tuple[Dataset, ...], number: int) -> set[int]:
+    """Instance numbers of the source slices the SEG has frames of segment `number` on."""
+    numbers = {str(d.SOPInstanceUID): int(d.InstanceNumber) for d in sources}
+    out = set()
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        if int(frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == number:
+            src = frame.DerivationImageSequence[0].SourceImageSequence[0]
+            out.add(numbers[str(src.ReferencedSOPInstanceUID)])
+    return out
+
+
+def test_seg_segment_click_shows_its_slices(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    tps, seen = observed
+    for tp, obs in zip(tps, seen, strict=True):
+        seg = tp.seg
+        first = int(seg.SegmentSequence[0].SegmentNumber)
+        slices = _segment_instances(seg, tp.source, first)
+        shown = re.match(r"I:(\d+) ", obs["seg"]["overlay"])
+        assert shown, obs["seg"]["overlay"]
+        assert int(shown.group(1)) in slices, f"{tp.label}: segment {first} is on instances {sorted(slices)}"
+
+
+def _anchors(sr: Dataset) -> dict[tuple[str, tuple[float, ...]], set[str]]:
+    """(referenced image, first SCOORD of the group's first NUM) -> tracking identifiers."""
+    out: dict[tuple[str, tuple[float, ...]], set[str]] = {}
+    for group in _groups(sr):
+        nums = [i for i in group.ContentSequence if i.ValueType == "NUM" and "ContentSequence" in i]
+        if not nums:
+            continue
+        scoord = nums[0].ContentSequence[0]
+        image = str(scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+        key = (image, tuple(round(float(v), 3) for v in scoord.GraphicData))
+        out.setdefault(key, set()).add(_text_of(group, "112039"))
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "report/sr.py anchors the assessment NUMs on the longest target long axis: OHIF puts both "
+    "groups' labels at the same place and they overprint (tests/output/viewer/followup-1-2-sr-1.png)"))
+def test_no_two_groups_share_a_label_anchor(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    tps, _seen = observed
+    for tp in tps:
+        shared = [ids for ids in _anchors(tp.sr).values() if len(ids) > 1]
+        assert not shared, f"{tp.label}: OHIF draws the labels of {shared} on top of each other"
+
+
+def test_no_console_errors(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    _tps, seen = observed
+    for obs in seen:
+        assert obs["errors"]["load"] == [] and obs["errors"]["sr"] == [], obs["errors"]
+
+
+def test_followup_lists_prior_studies(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    tps, seen = observed
+    for n, (tp, obs) in enumerate(zip(tps, seen, strict=True)):
+        for prior in tps[:n]:
+            shown = prior.study_date.strftime("%d-%b-%Y")
+            assert shown in obs["study_panel"], f"{tp.label}: prior {shown} not in {obs['study_panel']!r}"
