@@ -18,13 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, generate_uid
-
 from daemon import __version__
 from daemon.config import Settings
-
-# Root of the UIDs Nadir derives; any installation may set its own in a later issue.
-UID_PREFIX = "1.2.826.0.1.3680043.10.1442."
+from daemon.report.uids import uid_from
 
 
 class PipelineError(Exception):
@@ -46,14 +42,15 @@ class PipelineInput:
     # the node's settings, for a pipeline that looks up priors (database, PACS); None in pure runs
     settings: Settings | None = None
 
-    def uid(self, *parts: str) -> UID:
+    def uid(self, *parts: str) -> str:
         """A UID determined by the study, the route, the software version and `parts`.
 
         A re-run or a resend therefore produces the same UIDs, and the PACS stores the
-        same instance again instead of a duplicate.
+        same instance again instead of a duplicate. Same scheme as daemon/report/uids.py
+        (conformance.md section 6); pass the revision among `parts` for an instance whose
+        content changes with the study's revision.
         """
-        sources = [self.study_instance_uid, self.route, self.software_version, *parts]
-        return generate_uid(prefix=UID_PREFIX, entropy_srcs=sources)
+        return uid_from("pipeline", self.study_instance_uid, self.route, self.software_version, *parts)
 
 
 Pipeline = Callable[[PipelineInput], list[Dataset]]

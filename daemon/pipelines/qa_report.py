@@ -187,8 +187,9 @@ def build_report(inp: PipelineInput, evidence: Sequence[Dataset], series: Sequen
         content=root,
         series_instance_uid=inp.uid("series"),
         series_number=SERIES_NUMBER,
-        sop_instance_uid=inp.uid("sr"),
-        instance_number=1,
+        # a later revision of the study is a new document in the same series (conformance.md 6)
+        sop_instance_uid=inp.uid("sr", f"revision={inp.revision}"),
+        instance_number=inp.revision,
         manufacturer="Nadir",
         is_complete=True,
         series_description="Nadir study QA report",
