@@ -32,3 +32,21 @@ def test_errors_name_file_key_and_line(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert f"{f}:3: node.port" in out.stderr
     assert f"{f}:5: store.data_dri: unknown key" in out.stderr
+
+
+def test_the_routing_file_it_points_at_is_checked_too(tmp_path: Path) -> None:
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(
+        "routes:\n  - name: qa\n    pipeline: qa_report\n    destinations: [nowhere]\n"
+    )
+    f = tmp_path / "nadir.yaml"
+    f.write_text(f"routing:\n  rules_file: {rules}\n")
+    out = check(f)
+    assert out.returncode == 2
+    assert str(rules) in out.stderr and "nowhere" in out.stderr
+    # the shipped rules with the default destinations are valid and counted
+    good = tmp_path / "good.yaml"
+    good.write_text("node:\n  ae_title: SITE\n")
+    out = check(good)
+    assert out.returncode == 0, out.stderr
+    assert "rules/routing.yaml: valid;" in out.stdout and "route(s)" in out.stdout
