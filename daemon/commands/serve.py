@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)  # not "job skipped" notes
     from daemon.service import build_node
 
     try:
