@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps
+APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps chromium
 JS_DIR := tests/report/js
 
-.PHONY: help serve test lint typecheck pytest coverage bench demo apt clean
+.PHONY: help serve test lint typecheck pytest coverage bench demo apt js viewer clean
 
 help:
 	@echo "make serve   run the node on the embedded default (SQLite + spool in ./data, AE NADIR, port 11112)"
@@ -52,13 +52,21 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json
 js: apt
 	@if [ -f $(JS_DIR)/package.json ]; then $(MAKE) --no-print-directory $(JS_DIR)/node_modules/.installed; fi
 
+# the built OHIF viewer (npm @ohif/app, pinned) and playwright-core for the browser test
+OHIF_DIR := deploy/ohif
+$(OHIF_DIR)/node_modules/.installed: $(OHIF_DIR)/package.json $(OHIF_DIR)/package-lock.json $(OHIF_DIR)/install-viewer.sh
+	cd $(OHIF_DIR) && npm ci --no-audit --no-fund --silent && ./install-viewer.sh && touch node_modules/.installed
+
+viewer: apt
+	@$(MAKE) --no-print-directory $(OHIF_DIR)/node_modules/.installed
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check daemon tests bench
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy --strict daemon
 
-pytest: $(DEV_STAMP) apt js
+pytest: $(DEV_STAMP) apt js viewer
 	$(BIN)/coverage run --branch --source=daemon/criteria -m pytest -q -p no:cacheprovider
 	@echo "branch coverage of daemon/criteria (must be 100 %):"
 	$(BIN)/coverage report --fail-under=100
@@ -66,7 +74,7 @@ pytest: $(DEV_STAMP) apt js
 test: apt $(DEV_STAMP) js lint typecheck pytest
 
 # the brain-metastases route end to end: Orthanc + nadir serve + the SYNTHETIC demo patient
-demo: $(STAMP) apt
+demo: $(STAMP) apt viewer
 	$(BIN)/python -m daemon.demo.run $(if $(WORKDIR),--workdir $(WORKDIR),)
 
 BENCH_STAMP := $(VENV)/.installed-bench

@@ -5,10 +5,13 @@ the demo patient (a baseline and two follow-ups whose lesions shrink then grow;
 SYNTHETIC), and for each study does what a hospital's modality and PACS do: sends
 it to the PACS and to Nadir (dcmtk storescu), waits for Nadir's SR to arrive in
 the PACS, and prints the RANO-BM table the SR holds, where the objects are in
-Orthanc, and the latency (last instance sent -> SR stored in the PACS). Ctrl-C
-stops everything; nothing is left running.
+Orthanc, the OHIF viewer URL that opens the study (OHIF v3 served offline over the
+PACS's DICOMweb, when `make viewer` installed it), and the latency (last instance
+sent -> SR stored in the PACS). Run from a terminal, the PACS and the viewer stay up
+until Ctrl-C so the results can be opened; Ctrl-C stops everything and leaves
+nothing running.
 
-    python -m daemon.demo.run [--workdir DIR] [--size small|full] [--keep]
+    python -m daemon.demo.run [--workdir DIR] [--size small|full] [--keep] [--wait | --no-wait]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from daemon.demo.peers import NadirNode, Orthanc, storescu, wait_until
 from daemon.demo.response_patient import DemoStudy, write_negative_cases, write_timepoints
 from daemon.demo.sr_table import SrSummary, summarize, table
 from daemon.report.settings import ReportSettings
+from daemon.web.ohif import ViewerNotInstalledError, ViewerServer, start_viewer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class StudyResult:
     summary: SrSummary
     series_numbers: tuple[int, ...]  # series of the study in the PACS afterwards
     explorer_url: str
+    viewer_url: str | None = None  # OHIF, when the viewer is installed
 
 
 def _sr_in_pacs(pacs: Orthanc, study_uid: str, timeout_s: float) -> pydicom.Dataset:
@@ -56,7 +61,7 @@ def _sr_in_pacs(pacs: Orthanc, study_uid: str, timeout_s: float) -> pydicom.Data
 
 
 def process(pacs: Orthanc, nadir: NadirNode, study: DemoStudy, timeout_s: float = 240.0,
-            to_pacs: bool = True) -> StudyResult:
+            to_pacs: bool = True, viewer: ViewerServer | None = None) -> StudyResult:
     """Send one study (to the PACS, then to Nadir) and wait for the whole report in the PACS."""
     files = sorted(study.folder.glob("*.dcm"))
     if to_pacs:
@@ -70,7 +75,8 @@ def process(pacs: Orthanc, nadir: NadirNode, study: DemoStudy, timeout_s: float 
     numbers = tuple(sorted(int(s["MainDicomTags"].get("SeriesNumber", 0) or 0)
                            for s in pacs.series(study.study_instance_uid)))
     sid = pacs.study_id(study.study_instance_uid)
-    return StudyResult(study, latency, summarize(sr), numbers, f"{pacs.url}/app/explorer.html#study?uuid={sid}")
+    return StudyResult(study, latency, summarize(sr), numbers, f"{pacs.url}/app/explorer.html#study?uuid={sid}",
+                       viewer.study_url(study.study_instance_uid) if viewer else None)
 
 
 def report(result: StudyResult, out: Callable[[str], object] = print) -> None:
@@ -80,10 +86,22 @@ def report(result: StudyResult, out: Callable[[str], object] = print) -> None:
     out(f"latency (last instance sent -> SR in the PACS): {result.latency_s:.1f} s")
     out(f"series in the PACS: {', '.join(map(str, result.series_numbers))}")
     out(f"open in Orthanc: {result.explorer_url}")
+    if result.viewer_url:
+        out(f"open in OHIF:    {result.viewer_url}")
+
+
+def _start_viewer(pacs: Orthanc, out: Callable[[str], object]) -> ViewerServer | None:
+    try:
+        viewer = start_viewer(pacs.url)
+    except ViewerNotInstalledError as exc:
+        out(f"OHIF viewer not installed ({exc}); `make viewer` installs it")
+        return None
+    out(f"OHIF viewer at {viewer.url} (over the PACS's DICOMweb)")
+    return viewer
 
 
 def run_demo(workdir: Path, size: str = "small", negatives: bool = False,
-             out: Callable[[str], object] = print) -> list[StudyResult]:
+             out: Callable[[str], object] = print, wait: bool = False) -> list[StudyResult]:
     started = time.monotonic()
     out(f"writing the demo patient (SYNTHETIC) under {workdir / 'studies'} ...")
     studies = write_timepoints(workdir / "studies", size=size)  # type: ignore[arg-type]
@@ -93,17 +111,25 @@ def run_demo(workdir: Path, size: str = "small", negatives: bool = False,
     nadir = NadirNode(workdir / "nadir", pacs_port=pacs.dicom_port)
     pacs.nadir_port = nadir.port
     results = []
+    viewer: ViewerServer | None = None
     try:
         pacs.start()
         out(f"Orthanc (PACS) at {pacs.url}/app/explorer.html  (DICOM {pacs.ae_title}@127.0.0.1:{pacs.dicom_port})")
+        viewer = _start_viewer(pacs, out)
         nadir.start()
         out(f"Nadir listening as NADIR@127.0.0.1:{nadir.port}; log {nadir.log_path}")
         for study in studies:
-            result = process(pacs, nadir, study)
+            result = process(pacs, nadir, study, viewer=viewer)
             report(result, out)
             results.append(result)
         out(f"\ndone in {time.monotonic() - started:.0f} s")
+        if wait:
+            out("the PACS and the viewer stay up to open the results; Ctrl-C stops everything")
+            while True:
+                time.sleep(3600)
     finally:
+        if viewer is not None:
+            viewer.close()
         nadir.stop()
         pacs.stop()
     return results
@@ -117,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negatives", action="store_true",
                         help="also send a study with no lesion and one with no suitable series")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=sys.stdin.isatty(),
+                        help="keep the PACS and the viewer up until Ctrl-C (default: when run from a terminal)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for tool in ("storescu",):
@@ -125,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="nadir-demo-"))
     try:
-        run_demo(workdir, args.size, args.negatives)
+        run_demo(workdir, args.size, args.negatives, wait=args.wait)
     except KeyboardInterrupt:
         print("\ninterrupted: Orthanc and Nadir stopped", file=sys.stderr)
         return 130

@@ -33,6 +33,9 @@ class MeasureOptions:
     split_components: bool = True  # each connected component is a lesion; False: one per label
     full_connectivity: bool = True  # 26-connectivity; False: 6
     min_voxels: int = 1
+    # False: no intensity statistics (e.g. MR signal in arbitrary units, which no reader
+    # interprets and which would only crowd the report)
+    intensity_statistics: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +119,9 @@ def measure_region(
         max_3d_diameter_mm=d3[0] if d3 else None,
         intensity=lesion_intensity(
             image, local, options.quantity, peak_sphere_ml=options.peak_sphere_ml
-        ),
+        )
+        if options.intensity_statistics
+        else {},
         notes=notes,
     )
 

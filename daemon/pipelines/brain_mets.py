@@ -149,7 +149,10 @@ def _track(measured: list[MeasuredLesion], volume: Volume, history: tuple[Timepo
 
 
 def _report(inp: PipelineInput, params: Params, req: ReportRequest) -> list[Dataset]:
-    settings = ReportSettings(language=params.language or "en")
+    # the node's report settings (series numbers, descriptions, language...); a route may set the language
+    settings = inp.settings.report if inp.settings is not None else ReportSettings()
+    if params.language:
+        settings = settings.model_copy(update={"language": params.language})
     return build_report(req, settings).datasets()
 
 
@@ -186,7 +189,7 @@ def run(inp: PipelineInput) -> list[Dataset]:
         raise PipelineError(f"model {params.model!r}: {exc}") from exc
     m = model.manifest
     info = ModelInfo(m.name, m.version, m.sha256)
-    measured = measure_mask(volume, segment(volume, model), MeasureOptions(quantity="signal"))
+    measured = measure_mask(volume, segment(volume, model), MeasureOptions(quantity="signal", intensity_statistics=False))
     req = prior_lookup.Request(inp.route, str(sources[0].get("PatientID", "")), inp.study_instance_uid,
                                _study_date(sources[0]), params.priors_from, ReportSettings().sr_series_number)
     priors = prior_lookup.find_priors(inp.settings, req)

@@ -59,6 +59,7 @@ def sr_identity(req: ReportRequest, settings: ReportSettings, version: str) -> S
         institution_name=settings.institution_name,
         ohif_hydratable=settings.ohif_hydratable,
         volumetric_groups=settings.volumetric_groups,
+        assessment_numbers_on_image=settings.assessment_numbers_on_image,
     )
 
 

@@ -57,6 +57,7 @@ class SrIdentity:
     institution_name: str | None = None
     ohif_hydratable: bool = False
     volumetric_groups: bool = False
+    assessment_numbers_on_image: bool = False
 
 
 def segment_source(seg: Dataset, segment_number: int) -> hd.sr.SourceImageForMeasurementGroup:
@@ -142,7 +143,8 @@ def measurement_groups(
             groups.append(lesion_group(lesion, ctx, segment_source(seg.dataset, number)))
     if req.assessment is not None:
         uid = marker_uid(study, route, ver, "assessment")
-        groups.append(assessment_group(req.assessment, uid, ctx, _anchor(req.timepoint.lesions)))
+        anchor = _anchor(req.timepoint.lesions) if ident.assessment_numbers_on_image else None
+        groups.append(assessment_group(req.assessment, uid, ctx, anchor))
     elif req.outcome == Outcome.NOT_EVALUABLE:
         groups.append(
             outcome_group(

@@ -1,7 +1,7 @@
 """Serve the OHIF v3 viewer on a PACS's DICOMweb, same origin, offline.
 
 The built viewer comes from the npm package `@ohif/app` (its `dist/` folder, put in
-deploy/ohif/node_modules/@ohif/app by deploy/ohif/install-viewer.sh, version and sha512
+deploy/ohif/viewer/ by deploy/ohif/install-viewer.sh, version and sha512
 pinned in deploy/ohif/package.json; nothing is downloaded at run time). This
 server:
 
@@ -32,7 +32,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "ohif"
-DEFAULT_DIST = DEPLOY_DIR / "node_modules" / "@ohif" / "app" / "dist"
+DEFAULT_DIST = DEPLOY_DIR / "viewer" / "dist"
 DEFAULT_APP_CONFIG = DEPLOY_DIR / "app-config.js"
 PROXIED = ("/dicom-web", "/wado")
 CHUNK = 256 * 1024

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the built OHIF viewer (npm package @ohif/app: its dist/ folder only) into
-# node_modules/@ohif/app, checked against the pinned sha512. The package's own
+# deploy/ohif/viewer/ (git-ignored), checked against the sha512 pinned in package.json. The package's own
 # dependencies are sources for rebuilding OHIF and are not needed to serve dist/, so the
 # tarball is fetched with `npm pack` (npm's cache and registry settings apply) instead
-# of `npm install`. Nothing is downloaded at run time. Re-running is a no-op.
+# of `npm install`, and kept outside node_modules (which `npm ci` wipes and `npm install`
+# prunes). Nothing is downloaded at run time. Re-running is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")"
 VERSION=$(node -p "require('./package.json').nadir.ohifApp.version")
 INTEGRITY=$(node -p "require('./package.json').nadir.ohifApp.integrity")
-DEST=node_modules/@ohif/app
+DEST=viewer
 if [ -f "$DEST/.nadir-installed" ] && [ "$(cat "$DEST/.nadir-installed")" = "$INTEGRITY" ]; then
   exit 0
 fi

@@ -45,40 +45,57 @@ async function state(page) {
   };
 }
 
-// wait until the viewport shows SR labels (mm values) that stay the same for two polls
-async function settledLabels(page, previous, timeoutMs) {
+// wait until the viewport shows SR labels (mm values) that stay the same for two polls;
+// after a step, wait for the view to change from `before` (or 5 s: two measurements
+// drawn on one slice look the same)
+async function settledLabels(page, timeoutMs, before = null) {
   let prev = null;
+  const start = Date.now();
   return poll(async () => {
     const s = await state(page);
-    const ok = /\d mm/.test(s.viewport) && (previous === null || s.overlay !== previous.overlay
-      || s.viewport !== previous.viewport) && prev !== null && prev.viewport === s.viewport;
+    const changed = before === null || s.overlay !== before.overlay || s.viewport !== before.viewport
+      || Date.now() - start > 5000;
+    const ok = /\d mm/.test(s.viewport) && changed && prev !== null && prev.viewport === s.viewport
+      && prev.overlay === s.overlay;
     prev = s;
     return { ok, ...s };
   }, timeoutMs, 700);
 }
 
 async function checkSr(page, tp, shot) {
-  const out = { loaded: false, states: [] };
+  const out = { loaded: false, states: [], attempts: ['double click'] };
   const row = page.locator('[data-cy="series-description-label"]', { hasText: tp.sr_description }).first();
-  await row.dblclick();
-  let s = await settledLabels(page, null, 45000);
-  if (!s.ok) {  // software WebGL on a busy machine: one more try
-    await row.dblclick();
-    s = await settledLabels(page, null, 45000);
-  }
-  if (!s.ok) return out;
-  out.loaded = true;
   // the SR viewport's two arrows (top right) step through the measurements, cyclically
   const arrows = page.locator('div.cursor-pointer:has(svg > title:text-is("arrow-left"))');
-  const next = (await arrows.count()) > 1 ? arrows.nth(1) : arrows.first();
+  const next = async () => ((await arrows.count()) > 1 ? arrows.nth(1) : arrows.first());
+  await row.dblclick();
+  await poll(async () => ({ ok: (await arrows.count()) > 0 }), 30000);
+  let s = await settledLabels(page, 12000);
+  // software WebGL on a busy machine sometimes leaves the first drawing out: a step to
+  // the next measurement draws it (or, without the SR viewport, load the SR again)
+  for (let i = 0; !s.ok && i < 4; i += 1) {
+    if (await arrows.count()) {
+      out.attempts.push('next arrow');
+      await (await next()).click();
+    } else {
+      out.attempts.push('double click');
+      await row.dblclick();
+    }
+    s = await settledLabels(page, 12000);
+  }
+  if (!s.ok) {
+    await page.screenshot({ path: path.join(spec.out_dir, `${tp.label}-2-sr-NOT-DRAWN.png`) });
+    out.viewport = s.viewport;
+    return out;
+  }
+  out.loaded = true;
   for (let k = 0; k < tp.measurements; k += 1) {
     const file = `${tp.label}-2-sr-${k + 1}.png`;
     await page.screenshot({ path: path.join(spec.out_dir, file) });
     out.states.push({ overlay: s.overlay, viewport: s.viewport, screenshot: shot(file) });
     if (k + 1 < tp.measurements) {
-      await next.click();
-      await sleep(500);
-      const moved = await settledLabels(page, s, 20000);
+      await (await next()).click();
+      const moved = await settledLabels(page, 15000, s);
       s = moved.ok ? moved : await state(page);
     }
   }
