@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+
 from daemon import __version__
 from daemon.config import Settings
 from daemon.report.uids import uid_from
