@@ -268,7 +268,9 @@ def series_datasets(
 def _window(modality: str, image: NDArray[np.float32]) -> tuple[str, str]:
     if modality == "CT":
         return "60", "400"
-    top = float(np.percentile(image[:: max(1, image.shape[0] // 16)], 99.5))
+    # the whole range: enhancing lesions are the brightest (and smallest) structures of a
+    # post-gadolinium T1, so a percentile window would saturate them into the white matter
+    top = float(image.max())
     return f"{top / 2:.6g}", f"{max(top, 1.0):.6g}"
 
 
