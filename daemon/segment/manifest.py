@@ -145,6 +145,7 @@ class Provenance(_Strict):
     onnx_opset: int | None = None
     onnx_ir_version: int | None = None
     date: str | None = None
+    calibration: str | None = None  # how the decision threshold was measured
 
 
 class Accuracy(_Strict):

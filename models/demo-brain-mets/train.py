@@ -5,9 +5,20 @@ phantoms of `daemon.demo.phantom` (MNI152 2009a T1 background with enhancing
 ellipsoid lesions). It exists so that the pipeline, the tests and the demo run
 end to end with a real network; it has never seen a patient.
 
-    .venv/bin/python models/demo-brain-mets/train.py            # train, export, evaluate, write model.yaml
-                                                                # (about 14 min wall on a busy 2-core machine)
-    .venv/bin/python models/demo-brain-mets/train.py --evaluate # evaluate the committed model.onnx only
+    .venv/bin/python models/demo-brain-mets/train.py            # train, export, calibrate, evaluate, write model.yaml
+                                                                # (about 7 min training + 3 min the rest, busy 2-core machine)
+    .venv/bin/python models/demo-brain-mets/train.py --evaluate # calibrate and evaluate the committed model.onnx only
+
+The decision threshold written to model.yaml is measured, not assumed (sigmoid
+outputs of a network trained on lesion-centred crops are not calibrated
+probabilities: version 0.1.0 at 0.5 drew the boundary up to 0.6 mm outside the
+true one). On calibration phantoms (seeds 20000+, 2x1x1 and 1 mm grids, neither
+trained nor evaluated on) the probabilities are computed through daemon.segment;
+per lesion >= 5 mm and threshold, the mean boundary offset is (predicted - true
+volume) / true surface area; the threshold whose median offset is closest to zero
+is kept. Dice and detection are then measured with it on the separate held-out
+phantoms (seeds 10000+), and false positives on full-size phantoms (512x512x208
+at 0.5x0.5x1 mm, seeds 10100+).
 
 PyTorch (CPU build) is needed here only; the daemon runs the exported ONNX file
 with ONNX Runtime. Deterministic: fixed seeds, one thread.
@@ -34,7 +45,7 @@ from daemon.segment.preprocess import normalise  # noqa: E402
 from daemon.volume import SliceRef, Volume  # noqa: E402
 
 NAME = "demo-brain-mets"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 SEED = 20261125
 SPACING = 1.5  # mm, isotropic model grid
 PATCH = 64  # inference patch (voxels)
@@ -44,6 +55,18 @@ EVAL_GRID = Grid(shape=(176, 224, 184), spacing=(1.0, 1.0, 1.0))
 N_TRAIN = 24
 N_EVAL = 6
 EVAL_SEED0 = 10_000  # held-out phantoms use seeds from here (training uses 0..N_TRAIN-1)
+# Wide fields of view with air around the head, like the full-size acquisition (208 x 256 x 256 mm):
+# without them the network never sees a window border in air and fires there (FPs on full-size studies).
+N_WIDE = 8
+WIDE_FOV = (208.0, 256.0, 256.0)
+WIDE_SPACINGS = [(1.0, 0.5, 0.5), (1.5, 1.5, 1.5), (1.0, 1.0, 1.0), (2.0, 1.0, 1.0)]
+CAL_SEED0 = 20_000  # calibration phantoms (threshold)
+CAL_GRIDS = [Grid(shape=(80, 200, 176), spacing=(2.0, 1.0, 1.0)), Grid(shape=(176, 224, 184), spacing=(1.0, 1.0, 1.0))]
+N_CAL = 6
+THRESHOLDS = tuple(round(0.30 + 0.05 * n, 2) for n in range(13))  # 0.30 .. 0.90
+FULL_GRID = Grid(shape=(208, 512, 512), spacing=(1.0, 0.5, 0.5))
+FULL_SEED0 = 10_100
+N_FULL = 2
 
 
 class DemoUNet(nn.Module):
@@ -93,18 +116,26 @@ SOURCE_SPACINGS = [(1.5, 1.5, 1.5), (1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (1.0, 0.75
 
 
 def training_set() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Phantoms on several native grids, brought to the model grid by the daemon's own resampling."""
+    """Phantoms on several native grids, brought to the model grid by the daemon's own resampling.
+
+    Seeds 0..N_TRAIN-1 on a field of view about the size of the head; seeds N_TRAIN..N_TRAIN+N_WIDE-1
+    on the full-size acquisition's field of view (air around the head, as the seed study's 512x512x208).
+    """
     from daemon.segment.preprocess import model_shape, resample
 
     fov = np.array(GRID.shape) * SPACING
     data = []
-    for s in range(N_TRAIN):
-        sp = SOURCE_SPACINGS[s % len(SOURCE_SPACINGS)]
-        shape = tuple(int(round(f / d)) for f, d in zip(fov, sp, strict=True))
+    for s in range(N_TRAIN + N_WIDE):
+        if s < N_TRAIN:
+            sp, f = SOURCE_SPACINGS[s % len(SOURCE_SPACINGS)], fov
+        else:
+            sp, f = WIDE_SPACINGS[(s - N_TRAIN) % len(WIDE_SPACINGS)], np.array(WIDE_FOV)
+        shape = tuple(int(round(a / d)) for a, d in zip(f, sp, strict=True))
         image, labels, _ = phantom(s, Grid(shape=shape, spacing=sp))  # type: ignore[arg-type]
         target = model_shape(image.shape, sp, (SPACING,) * 3)
         x = normalise(resample(image.astype(np.float32), target), _norm())
         y = resample((labels > 0).astype(np.float32), target) >= 0.5
+        del image, labels
         data.append((x, y.astype(np.float32)))
     return data
 
@@ -142,7 +173,7 @@ def train(iterations: int, batch: int) -> DemoUNet:
     rng = np.random.default_rng(SEED)
     t0 = time.time()
     data = training_set()
-    print(f"{N_TRAIN} training phantoms in {time.time() - t0:.0f} s", flush=True)
+    print(f"{N_TRAIN + N_WIDE} training phantoms in {time.time() - t0:.0f} s", flush=True)
     net = DemoUNet()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=iterations, pct_start=0.1)
@@ -185,6 +216,86 @@ def as_volume(image: np.ndarray, affine: np.ndarray) -> Volume:
     return Volume(array=image, affine=affine, slices=slices, frame_of_reference_uid="2.25.1", modality="MR")
 
 
+def ellipsoid_area(semi_axes: tuple[float, float, float]) -> float:
+    """Surface area of an ellipsoid (Knud Thomsen's formula, within about 1 %)."""
+    a, b, c = semi_axes
+    q = 1.6075
+    return float(4 * np.pi * (((a * b) ** q + (a * c) ** q + (b * c) ** q) / 3) ** (1 / q))
+
+
+def boundary_offsets(p: np.ndarray, labels: np.ndarray, truth: object, voxel_mm3: float,
+                     thresholds: tuple[float, ...]) -> np.ndarray:
+    """Per lesion >= 5 mm and threshold: (predicted - true volume) / true surface, in mm.
+
+    This is how far, on average, the predicted boundary lies outside the true one (negative:
+    inside); what a diameter reads is twice it. Predicted voxels count for a lesion within
+    3 voxels of it.
+    """
+    from scipy import ndimage
+
+    rows = []
+    for les in truth.lesions:  # type: ignore[attr-defined]
+        if les.max_3d_diameter_mm < 5.0:
+            continue
+        own = labels == les.label
+        near = ndimage.binary_dilation(own, iterations=3) & ((labels == 0) | own)
+        pn = p[near]
+        area = ellipsoid_area(les.semi_axes_mm)
+        rows.append([(float((pn >= t).sum()) - float(own.sum())) * voxel_mm3 / area for t in thresholds])
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(thresholds))
+
+
+def calibrate(folder: Path) -> dict[str, float]:
+    """The threshold at which the predicted lesion boundary lies on the true one, on calibration phantoms.
+
+    The network's probabilities are computed once per case through the daemon's own path
+    (daemon.segment.segmenter.probabilities: resampled back to the source grid), then for each
+    threshold of THRESHOLDS and each lesion >= 5 mm the mean boundary offset (predicted minus true
+    volume, over the true surface area, in mm). Chosen: the threshold whose median offset over all
+    lesions is closest to zero (lesions count equally, whatever their size).
+    """
+    from daemon.segment import load_model
+    from daemon.segment.segmenter import probabilities
+
+    model = load_model(folder, providers="cpu")
+    offsets = []
+    for s in range(N_CAL):
+        grid = CAL_GRIDS[s % len(CAL_GRIDS)]
+        image, labels, truth = phantom(CAL_SEED0 + s, grid)
+        vol = as_volume(image, truth.affine)  # type: ignore[attr-defined]
+        p = probabilities(vol, model)[0]
+        offsets.append(boundary_offsets(p, labels, truth, vol.voxel_volume_mm3, THRESHOLDS))
+    table = np.concatenate(offsets)
+    median = np.median(table, axis=0)
+    best = int(np.argmin(np.abs(median)))
+    for n, t in enumerate(THRESHOLDS):
+        print(f"threshold {t:.2f}: boundary offset median {median[n]:+.2f} mm "
+              f"(quartiles {np.percentile(table[:, n], 25):+.2f} {np.percentile(table[:, n], 75):+.2f})", flush=True)
+    return {"threshold": THRESHOLDS[best], "offset_mm": float(median[best]),
+            "offset_at_0.5": float(median[THRESHOLDS.index(0.5)]), "cal_cases": N_CAL, "cal_lesions": len(table)}
+
+
+def full_size_false_positives(folder: Path, n: int = N_FULL) -> tuple[int, int]:
+    """False-positive components and lesions found (>= 5 mm) on full-size 512x512x208 phantoms."""
+    from scipy import ndimage
+
+    from daemon.segment import load_model, segment
+
+    model = load_model(folder, providers="cpu")
+    fps = missed = 0
+    for s in range(n):
+        image, labels, truth = phantom(FULL_SEED0 + s, FULL_GRID)
+        pred = segment(as_volume(image, truth.affine), model).labels > 0  # type: ignore[attr-defined]
+        gt = labels > 0
+        comp, k = ndimage.label(pred, structure=np.ones((3, 3, 3)))
+        hit = np.unique(comp[gt])
+        fps += k - int(np.count_nonzero(hit))
+        missed += sum(1 for les in truth.lesions if les.max_3d_diameter_mm >= 5.0  # type: ignore[attr-defined]
+                      and not pred[labels == les.label].any())
+        print(f"full-size {s}: {k} components, {k - int(np.count_nonzero(hit))} false positive", flush=True)
+    return fps, missed
+
+
 def evaluate(folder: Path, n: int = N_EVAL, grid: Grid = EVAL_GRID) -> dict[str, float]:
     """Dice and lesion detection on held-out phantoms, through the daemon's own ONNX path."""
     from scipy import ndimage
@@ -213,6 +324,13 @@ def evaluate(folder: Path, n: int = N_EVAL, grid: Grid = EVAL_GRID) -> dict[str,
     }
 
 
+def _figures(metrics: dict[str, float]) -> dict[str, str]:
+    keys = {"threshold": "{:.2f}", "offset_mm": "{:+.2f}", "offset_at_0.5": "{:+.2f}", "cal_cases": "{}",
+            "cal_lesions": "{}",
+            "full_fps": "{}", "full_cases": "{}", "full_missed": "{}"}
+    return {k: fmt.format(metrics.get(k, 0)) for k, fmt in keys.items()}
+
+
 def write_manifest(folder: Path, metrics: dict[str, float], iterations: int, batch: int) -> None:
     path = folder / "model.yaml"
     sha = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
@@ -223,6 +341,7 @@ def write_manifest(folder: Path, metrics: dict[str, float], iterations: int, bat
         "sensitivity": f"{metrics['found'] / max(1, metrics['lesions']):.3f}", "lesions": str(metrics["lesions"]), "fps": str(metrics["false_positives"]),
         "cases": str(metrics["cases"]), "iterations": str(iterations), "batch": str(batch),
         "torch": torch.__version__, "n_train": str(N_TRAIN), "last_seed": str(N_TRAIN - 1),
+        "n_wide": str(N_WIDE), "last_wide_seed": str(N_TRAIN + N_WIDE - 1), **_figures(metrics),
     }
     for k, v in values.items():
         text = text.replace("{" + k + "}", v)
@@ -240,9 +359,15 @@ def main() -> int:
     if not args.evaluate:
         net = train(args.iterations, args.batch)
         export(net, HERE / "model.onnx")
-    provisional = {"dice": 0, "dice_min": 0, "found": 0, "lesions": 1, "false_positives": 0, "cases": 1}
+    provisional: dict[str, float] = {"dice": 0, "dice_min": 0, "found": 0, "lesions": 1, "false_positives": 0,
+                                     "cases": 1, "threshold": 0.5, "cal_cases": N_CAL, "full_cases": N_FULL}
     write_manifest(HERE, provisional, args.iterations, args.batch)  # checksum first, figures after
-    metrics = evaluate(HERE)
+    calibration = calibrate(HERE)
+    print(calibration, flush=True)
+    write_manifest(HERE, {**provisional, **calibration}, args.iterations, args.batch)  # the measured threshold
+    metrics = {**calibration, **evaluate(HERE)}
+    fps, missed = full_size_false_positives(HERE)
+    metrics.update(full_fps=fps, full_missed=missed, full_cases=N_FULL)
     print(metrics)
     write_manifest(HERE, metrics, args.iterations, args.batch)
     return 0

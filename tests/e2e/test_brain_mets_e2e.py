@@ -4,7 +4,8 @@ The SYNTHETIC demo patient (daemon/demo/response_patient.py: a baseline and two
 follow-ups whose lesions shrink then grow) goes through the brain-metastases route;
 each timepoint's SR, SEG, key images and KOS must land in the PACS, in the source
 study, with the categories the phantom was designed for (baseline, PR, PD against
-the nadir), diameters within 1 mm of the truth and stable tracking identities.
+the nadir), diameters within 1 mm of what the same measurement reads on the
+phantom's true mask (and within 1.5 mm of the analytic truth) and stable tracking identities.
 Then a fresh node (empty database) processes the first follow-up again and must
 find its prior through the PACS (C-FIND + C-GET of our SR) with the same result.
 Last, a clean brain and a 5 mm reformat give valid SRs that say so.
@@ -27,18 +28,35 @@ import pydicom
 import pytest
 
 from daemon.demo.peers import ORTHANC, NadirNode, Orthanc
-from daemon.demo.response_patient import DemoStudy, write_negative_cases, write_timepoints
+from daemon.demo.phantom import brain_mr_phantom
+from daemon.demo.response_patient import (
+    GRIDS,
+    POSES,
+    SCRIPT,
+    TIMEPOINTS,
+    DemoStudy,
+    write_negative_cases,
+    write_timepoints,
+)
 from daemon.demo.run import StudyResult, process
+from daemon.measure.geometry import axial_axes
 from daemon.report.readback import read_report
+from daemon.volume import SliceRef, Volume
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SR, SEG, SC, KO = 9001, 9002, 9003, 9004
-# Against the phantom's analytic truth, through the demo model: the measurement issue's 1 mm on a
-# given mask plus the segmentation's boundary error (the demo model, run at 1.5 mm, over-segments by
-# about one voxel edge: +0.9 to +1.6 mm here). 2 mm is also about the seed study's AI-vs-manual
-# diameter difference (1.38 +/- 1.19 mm, Dessoude 2025; rules/rano_bm.yaml near_threshold).
-TOLERANCE_MM = 2.0
+# The segmentation's share: the SR's long axis against the same measurement (daemon.measure) of the
+# phantom's true mask on the same grid, within the measurement issue's 1 mm. The demo model 0.1.0
+# over-segmented at its assumed threshold 0.5 (+0.9 to +1.6 mm against the analytic truth here); from
+# 0.2.0 its threshold is calibrated on held-out phantoms so that the predicted boundary lies on the true
+# one (models/demo-brain-mets/model.yaml, provenance.calibration).
+TOLERANCE_MM = 1.0
+# Against the analytic truth: the same 1 mm plus what measuring any voxelised mask adds. The true mask
+# itself reads +0.25 to +0.60 mm above the analytic diameter here (+0.49 median, +0.84 max on the
+# model's 27 calibration lesions): the boundary vertices at each end of a 1 mm-pixel mask lie up to
+# half a pixel outside the ellipse and the longest chord over slices and directions picks them.
+ANALYTIC_TOLERANCE_MM = TOLERANCE_MM + 0.5
 
 
 @dataclass
@@ -123,11 +141,35 @@ def test_categories_as_designed(run: Run) -> None:
     assert got == [s.expected for s in run.studies]
 
 
+def _true_mask_long_axes(study: DemoStudy) -> dict[str, float]:
+    """The long axis daemon.measure reads on the phantom's true mask (regenerated as write_study does)."""
+    t = TIMEPOINTS.index(study.name)
+    lesions = [tpl.scaled(scales[t]) for tpl, scales in SCRIPT.values()]
+    ph = brain_mr_phantom(GRIDS["small"], lesions, POSES[t])  # the mask depends on the geometry only, not the noise seed
+    truth = {les["lesion_id"]: les for les in json.loads((study.folder / "truth.json").read_text())["lesions"]}
+    grid = _volume(ph.image, ph.truth.affine)
+    out = {}
+    for les in ph.truth.lesions:
+        assert les.longest_axial_diameter_mm == pytest.approx(truth[les.lesion_id]["longest_axial_diameter_mm"])
+        axes = axial_axes(grid, ph.labels == les.label)
+        assert axes is not None
+        out[les.lesion_id] = axes.long_axis.length_mm
+    return out
+
+
+def _volume(image: Any, affine: Any) -> Volume:
+    slices = tuple(SliceRef(f"2.25.{k + 1}", "1.2.840.10008.5.1.4.1.1.4") for k in range(image.shape[0]))
+    return Volume(array=image, affine=affine, slices=slices, frame_of_reference_uid="2.25.1", modality="MR")
+
+
 def test_diameters_within_tolerance_and_tracking_stable(run: Run) -> None:
     uids: dict[str, set[str]] = {}
     for s in run.studies:
+        on_true_mask = _true_mask_long_axes(s)
         for lesion, (uid, measured, true) in _matched(run, s).items():
-            assert abs(measured - true) <= TOLERANCE_MM, f"{s.name} {lesion}: {measured:.2f} vs {true:.2f} mm"
+            ref = on_true_mask[lesion]
+            assert abs(measured - ref) <= TOLERANCE_MM, f"{s.name} {lesion}: {measured:.2f} vs {ref:.2f} mm (true mask)"
+            assert abs(measured - true) <= ANALYTIC_TOLERANCE_MM, f"{s.name} {lesion}: {measured:.2f} vs {true:.2f} mm"
             uids.setdefault(lesion, set()).add(uid)
     assert all(len(u) == 1 for u in uids.values()), f"tracking UIDs changed: {uids}"
 

@@ -10,7 +10,7 @@ from tiny_models import blobs, conv_model, volume, write_model
 
 from daemon.segment import load_model, probabilities, segment
 from daemon.segment.postprocess import remove_small
-from daemon.segment.preprocess import reorientation, resample
+from daemon.segment.preprocess import model_shape, reorientation, resample
 from daemon.segment.sliding_window import importance_map, sliding_window, window_starts
 
 
@@ -89,6 +89,21 @@ def test_resample_keeps_the_field_of_view() -> None:
     assert back.shape == a.shape
     assert np.unravel_index(np.argmax(up), up.shape) in {(8, 8, 8), (9, 9, 9), (10, 10, 10), (11, 11, 11)}
     assert abs(float(back.sum()) - float(a.sum())) < 1.0
+
+
+@pytest.mark.parametrize(("n", "spacing"), [(80, 2.0), (200, 1.0), (512, 0.5), (208, 1.0), (175, 1.3)])
+def test_resampling_is_edge_aligned_both_ways(n: int, spacing: float) -> None:
+    """No half-voxel shift: a field equal to each voxel centre's position (mm from the field of view's
+    edge) reads the model voxel centres' positions on the model grid, and its own again on the way back."""
+    x = (np.arange(n) + 0.5) * spacing
+    a = np.broadcast_to(x[:, None, None], (n, 3, 3)).astype(np.float32).copy()
+    target = model_shape(a.shape, (spacing, 1.0, 1.0), (1.5, 1.0, 1.0))
+    down = resample(a, target)
+    centres = (np.arange(target[0]) + 0.5) * (n * spacing / target[0])
+    inner = slice(2, -2)  # the outermost voxels are clamped at the edge (mode "nearest")
+    np.testing.assert_allclose(down[inner, 1, 1], centres[inner], atol=1e-3)
+    back = resample(down, a.shape)
+    np.testing.assert_allclose(back[3:-3, 1, 1], x[3:-3], atol=1e-3)
 
 
 def test_segment_returns_a_mask_on_the_source_grid(tmp_path: Path) -> None:
