@@ -57,7 +57,7 @@ class SrIdentity:
     institution_name: str | None = None
     ohif_hydratable: bool = False
     volumetric_groups: bool = False
-    assessment_numbers_on_image: bool = False
+    assessment_numbers_on_image: bool = True
 
 
 def segment_source(seg: Dataset, segment_number: int) -> hd.sr.SourceImageForMeasurementGroup:

@@ -110,14 +110,14 @@ def test_ohif_parser_finds_every_measurement(phantom: Phantom, tmp_path: Path) -
             assert all(abs(a - b) < 1e-4 for a, b in zip(sc["graphicData"], want, strict=True))
         assert nums["Volume"]["unit"] == "mm3"
         assert abs(nums["Volume"]["value"] - lesion.measurements.volume_ml * 1000) < 1e-3  # type: ignore[operator]
-    # by default the assessment's numbers stay off the image (OHIF would print them over a
-    # lesion's labels); with the setting on they are NUMs OHIF finds, anchored on a long axis
+    # by default the assessment's numbers are NUMs OHIF finds, anchored on a long axis;
+    # with the setting off they stay in the text only
     assessment = [m for m in parsed["measurements"] if m["trackingIdentifier"] == "RANO-BM assessment"]
-    assert assessment == [] or assessment[0]["measurements"] == []
-    drawn = phantom.settings.model_copy(update={"assessment_numbers_on_image": True})
-    drawn_path = tmp_path / "drawn.dcm"
-    build_report(phantom.followup_request, drawn).sr.save_as(drawn_path, enforce_file_format=True)
-    assessment = [
-        m for m in read_sr_like_ohif(drawn_path)["measurements"] if m["trackingIdentifier"] == "RANO-BM assessment"
-    ]
     assert {n["meaning"]: n["value"] for n in assessment[0]["measurements"]}["Sum of diameters"] == 32.0
+    text_only = phantom.settings.model_copy(update={"assessment_numbers_on_image": False})
+    path = tmp_path / "text-only.dcm"
+    build_report(phantom.followup_request, text_only).sr.save_as(path, enforce_file_format=True)
+    assessment = [
+        m for m in read_sr_like_ohif(path)["measurements"] if m["trackingIdentifier"] == "RANO-BM assessment"
+    ]
+    assert assessment == [] or assessment[0]["measurements"] == []
