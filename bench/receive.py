@@ -4,7 +4,7 @@ The same sender for all: one pynetdicom SCU (max PDU 4 MiB, TCP_NODELAY, chunked
 send of the files as they are, explicit VR little endian) per association. The load is N
 synthetic CT slices (512x512x16 bit random noise, about 0.5 MB each).
 
-    .venv/bin/python bench/receive.py [-n 2000] [--parallel 10] [--big 20000]
+    .venv/bin/python bench/receive.py [-n 2000] [--parallel 10] [--big 20000] [--nadir-receivers K]
 
 --parallel K also times K associations at once (K sender processes, N/K each);
 --big M streams M small instances (128x128) to Nadir on one association and samples
@@ -39,6 +39,7 @@ import node_harness as h  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
 PYTHON = h.PYTHON
+NADIR_RECEIVERS: int | None = None  # --nadir-receivers; None: the node's default
 
 
 # -- the sender ---------------------------------------------------------------------------
@@ -105,7 +106,9 @@ def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def nadir(tmp: Path) -> Iterator[tuple[int, str, int]]:
-    node = h.Node(data_dir=tmp / "nadir", port=h.free_port(), settle_seconds=30.0).start()
+    node = h.Node(
+        data_dir=tmp / "nadir", port=h.free_port(), settle_seconds=30.0, receivers=NADIR_RECEIVERS
+    ).start()
     assert node.proc is not None
     try:
         yield node.port, "NADIR", node.proc.pid
@@ -231,7 +234,11 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=0, help="also time K associations at once")
     ap.add_argument("--big", type=int, default=0, help="also stream this many instances to Nadir, sampling its memory")
     ap.add_argument("--receivers", default=",".join(RECEIVERS), help="comma-separated subset")
+    ap.add_argument("--nadir-receivers", type=int, default=None,
+                    help="Nadir's node.receivers (receiving processes); default: the node's default")
     args = ap.parse_args()
+    global NADIR_RECEIVERS
+    NADIR_RECEIVERS = args.nadir_receivers
 
     tmp = Path(tempfile.mkdtemp(prefix="nadir-bench-"))
     try:
@@ -251,6 +258,9 @@ def main() -> int:
                         elapsed, ok = send_parallel(port, aet, files, args.parallel)
                     except RuntimeError as exc:
                         print(f"{name}: {args.parallel} associations at once: failed: {exc}")
+                        node_log = tmp / f"{name}-par" / "nadir-serve.log"
+                        if node_log.exists():
+                            print("nadir log ends:\n" + node_log.read_text(errors="replace")[-3000:])
                         continue
                 print(
                     f"{name}: {args.parallel} associations at once: {ok}/{args.n} in {elapsed:.1f} s "

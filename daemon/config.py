@@ -45,7 +45,9 @@ class NodeSettings(_Section):
     port: int = Field(11112, ge=1, le=65535)
     allowed_calling_aes: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: accept any
     max_pdu_length: int = Field(4_194_304, ge=0)
-    max_associations: int = Field(20, ge=1)
+    max_associations: int = Field(20, ge=1)  # per receiving process
+    # receiving processes sharing the port (SO_REUSEPORT); 1: the node's process alone
+    receivers: int = Field(1, ge=1, le=32)
     network_timeout_s: float = Field(60.0, gt=0)
     tls: TlsSettings | None = None
 

@@ -14,6 +14,11 @@ renames it into the spool, fsyncs the directory, has the row committed by the
 - 0xC003 cannot understand: the dataset's SOP Instance UID differs from the request's
 
 Callers not in `node.allowed_calling_aes` are rejected at association.
+
+With `node.receivers` > 1 (the default is 1: see daemon.node.receivers), that many processes listen on the
+port (SO_REUSEPORT): this one and children started by `StoreSCP` (see
+`daemon.node.receivers`), each with the same handler and its own recorder; the
+node's other services run in this process only.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import socket
 import ssl
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,9 +37,12 @@ import pydicom.uid
 from pynetdicom import AE, AllStoragePresentationContexts, _config, dimse_messages, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
 
-from daemon.config import NodeSettings, TlsSettings
+from daemon.config import NodeSettings, Settings, TlsSettings
+from daemon.node.receivers import ChildProcesses, ensure_port_free
 from daemon.service import Context
+from daemon.store.db import make_engine
 from daemon.store.header import Header, MissingUid, UnreadableInstance, read_header
 from daemon.store.reconcile import adopt_orphans, mark_running, mark_stopped
 from daemon.store.recorder import InstanceRecord, Outcome, Recorder
@@ -102,6 +111,11 @@ class StoreHandler:
         self.recorder = recorder
         self.min_free_bytes = min_free_bytes
 
+    def on_c_store(self, event: evt.Event) -> int:
+        calling = event.assoc.requestor.ae_title
+        affected = str(cast(C_STORE, event.request).AffectedSOPInstanceUID)
+        return self.store(Path(event.dataset_path), affected, calling)
+
     def store(self, temp: Path, affected_sop_uid: str, calling_ae: str) -> int:
         if self.spool.free_bytes() < self.min_free_bytes:
             log.warning(
@@ -128,16 +142,18 @@ class StoreHandler:
             return OUT_OF_RESOURCES
 
     def _keep(self, temp: Path, header: Header, calling_ae: str) -> int:
-        if self.recorder.exists(header.sop_instance_uid):
-            log.info("instance %s from AE %s already stored", header.sop_instance_uid, calling_ae)
-            return SUCCESS
+        uid = header.sop_instance_uid
         relative = self.spool.relative_path(
-            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
+            header.study_instance_uid, header.series_instance_uid, uid
         )
-        size = os.stat(temp).st_size
-        self.spool.commit_file(temp, relative)
+        # the duplicate check folded into the insert; the database is asked first only
+        # when the file is already there (a duplicate, or an unrecorded leftover)
+        if os.path.exists(self.spool.absolute(relative)) and self.recorder.exists(uid):
+            log.info("instance %s from AE %s already stored", uid, calling_ae)
+            return SUCCESS
+        size = self.spool.commit_file(temp, relative)
         record = InstanceRecord(
-            sop_instance_uid=header.sop_instance_uid,
+            sop_instance_uid=uid,
             study_instance_uid=header.study_instance_uid,
             series_instance_uid=header.series_instance_uid,
             sop_class_uid=header.sop_class_uid,
@@ -152,15 +168,78 @@ class StoreHandler:
         try:
             outcome = self.recorder.record(record)
         except Exception as exc:  # noqa: BLE001 - the database refused or is away
-            log.error("instance %s not recorded (0xA701): %s", header.sop_instance_uid, exc)
+            log.error("instance %s not recorded (0xA701): %s", uid, exc)
             return OUT_OF_RESOURCES_DATABASE
         if outcome is Outcome.DUPLICATE:
-            log.info("instance %s from AE %s already stored", header.sop_instance_uid, calling_ae)
+            log.info("instance %s from AE %s already stored", uid, calling_ae)
+            self._drop_unrecorded_copy(uid, relative)
         return SUCCESS
+
+    def _drop_unrecorded_copy(self, uid: str, relative: str) -> None:
+        """A duplicate whose first copy is recorded under another path (another
+        study or series): the file just placed is not the recorded one."""
+        try:
+            recorded = self.recorder.recorded_path(uid)
+        except Exception as exc:  # noqa: BLE001 - left for the next start's reconciliation
+            log.warning("instance %s: could not check the duplicate's path: %s", uid, exc)
+            return
+        if recorded is not None and recorded != relative:
+            self.spool.remove(relative)
+
+
+class ReusePortServer(ThreadedAssociationServer):
+    """A listener that shares its port with the node's other receiving processes."""
+
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
+def listen(node: NodeSettings, handler: StoreHandler, share_port: bool) -> ThreadedAssociationServer:
+    """Start accepting associations on a thread of this process; return the server."""
+    receive_into(handler.spool)
+    ae = make_ae(node)
+    ssl_context = make_ssl_context(node.tls) if node.tls is not None else None
+    handlers: list[Any] = [
+        (evt.EVT_C_STORE, handler.on_c_store),
+        (evt.EVT_C_ECHO, _on_echo),
+        (evt.EVT_ACCEPTED, _on_accepted),
+        (evt.EVT_REJECTED, _on_rejected),
+        (evt.EVT_ABORTED, _on_aborted),
+        (evt.EVT_RELEASED, _on_released),
+    ]
+    server_class = ReusePortServer if share_port else ThreadedAssociationServer
+    server = ae.make_server(
+        (node.host, node.port), ssl_context=ssl_context, evt_handlers=handlers,
+        server_class=server_class,
+    )
+    # accepted sockets inherit it: a response is never held back by Nagle's algorithm
+    assert server.socket is not None
+    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ae._servers.append(server)  # as AE.start_server does: server.shutdown() removes it
+    threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True).start()
+    return server
+
+
+def run_receiver(settings: Settings, index: int, stop: threading.Event) -> None:
+    """A child receiving process (see daemon.node.receivers): listen until `stop`."""
+    engine = make_engine(settings.store.effective_database_url)
+    recorder = Recorder(engine)
+    recorder.start()
+    spool = Spool(settings.store.spool_dir)  # prepared by the node's process; never cleared here
+    handler = StoreHandler(spool, recorder, settings.store.min_free_bytes)
+    server = listen(settings.node, handler, share_port=True)
+    log.info("receiving process %d (pid %d) listening", index + 1, os.getpid())
+    stop.wait()
+    server.shutdown()
+    recorder.stop()
+    engine.dispose()
 
 
 class StoreSCP:
-    """The listening node as a service (see daemon.service)."""
+    """The listening node as a service (see daemon.service): its own process listens,
+    and with `node.receivers` > 1 so do that many - 1 child processes."""
 
     name = "store-scp"
 
@@ -169,7 +248,8 @@ class StoreSCP:
         self.recorder = Recorder(ctx.engine)
         store = ctx.settings.store
         self.handler = StoreHandler(ctx.spool, self.recorder, store.min_free_bytes)
-        self._server: Any = None
+        self._server: ThreadedAssociationServer | None = None
+        self.children: ChildProcesses | None = None
 
     def start(self) -> None:
         node = self.ctx.settings.node
@@ -178,42 +258,33 @@ class StoreSCP:
                 "node.allowed_calling_aes is empty: any calling AE may store instances "
                 "(set NADIR_NODE__ALLOWED_CALLING_AES to restrict)"
             )
-        receive_into(self.ctx.spool)
+        ensure_port_free(node.host, node.port)  # before anything: another node may run here
         self.recorder.start()
         if mark_running(self.ctx.spool):
             log.warning("the previous run did not stop cleanly; checking the spool")
             adopt_orphans(self.ctx.spool, self.recorder, self.ctx.sessions)
-        ae = make_ae(node)
-        ssl_context = make_ssl_context(node.tls) if node.tls is not None else None
-        handlers: list[Any] = [
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_C_ECHO, _on_echo),
-            (evt.EVT_ACCEPTED, _on_accepted),
-            (evt.EVT_REJECTED, _on_rejected),
-            (evt.EVT_ABORTED, _on_aborted),
-            (evt.EVT_RELEASED, _on_released),
-        ]
-        self._server = ae.start_server(
-            (node.host, node.port), block=False, evt_handlers=handlers, ssl_context=ssl_context
-        )
-        # accepted sockets inherit it: a response is never held back by Nagle's algorithm
-        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        share = node.receivers > 1
+        self._server = listen(node, self.handler, share_port=share)
+        if share:
+            self.children = ChildProcesses(
+                "receiver", run_receiver, (self.ctx.settings,), node.receivers - 1
+            )
+            self.children.start()
         log.info(
-            "listening as %s on %s:%d%s", node.ae_title, node.host, node.port,
-            " (TLS)" if ssl_context else "",
+            "listening as %s on %s:%d%s (%d receiving process%s)", node.ae_title, node.host,
+            node.port, " (TLS)" if node.tls is not None else "", node.receivers,
+            "es" if node.receivers > 1 else "",
         )
 
     def stop(self) -> None:
+        if self.children is not None:
+            self.children.stop()
+            self.children = None
         if self._server is not None:
             self._server.shutdown()
             self._server = None
         self.recorder.stop()
         mark_stopped(self.ctx.spool)
-
-    def _on_store(self, event: evt.Event) -> int:
-        calling = event.assoc.requestor.ae_title
-        affected = str(cast(C_STORE, event.request).AffectedSOPInstanceUID)
-        return self.handler.store(Path(event.dataset_path), affected, calling)
 
 
 def _reject(sop_uid: str, calling_ae: str, status: int, reason: str) -> int:

@@ -1,14 +1,26 @@
 """Recording received instances in the database, with group commit.
 
 Every association thread hands its instance to `Recorder.record` and blocks until
-the row is committed. One writer thread takes what is queued, commits it in one
-transaction and then releases each waiting thread: concurrent associations share
-a commit (one fsync of the database log for many instances), and an instance is
-still acknowledged only after its own row is committed.
+the row is committed. Group commit without a thread hop (leader/follower): a
+caller that finds no commit in progress becomes the leader, takes everything
+queued (its own instance and those of concurrent associations), commits it in one
+transaction and wakes the others; a caller that finds a commit in progress waits,
+and the first whose instance is still queued when it ends leads the next one. An
+association alone thus commits its own row directly, concurrent associations
+share a commit (one fsync of the database log for many instances), and an
+instance is still acknowledged only after its own row is committed. Whatever a
+commit raises is answered to the instances of that commit; it never stops the
+recorder (before, an exception on the error path killed the writer thread and
+every later instance waited for an answer that never came).
 
-The writer also keeps the study rows current: a new study is RECEIVING at
-revision 1; an instance arriving for a study that is no longer RECEIVING opens
-the next revision.
+The study rows are kept current with atomic increments (several receiving
+processes may record into the same study): a new study is RECEIVING at revision
+1; an instance arriving for a study that is no longer RECEIVING opens the next
+revision. On SQLite each commit takes the write lock at its start (BEGIN
+IMMEDIATE, waiting up to the busy timeout), so the duplicate check and the
+inserts are one atomic step even with several writer processes; on PostgreSQL a
+commit that loses a race (the same new study or instance inserted meanwhile by
+another process) is retried once.
 
 Durability: the instance file is fsync'd into the spool before its row is
 written, so the spool is the journal. On PostgreSQL every commit is durable.
@@ -24,15 +36,15 @@ from __future__ import annotations
 
 import enum
 import logging
-import queue
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
@@ -67,160 +79,173 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_Item = tuple[InstanceRecord, "Future[Outcome]"]
+class NotRecorded(Exception):
+    """The instance was not recorded, and this call will not record it."""
+
+
+class _Pending:
+    __slots__ = ("error", "outcome", "rec")
+
+    def __init__(self, rec: InstanceRecord) -> None:
+        self.rec = rec
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None or self.error is not None
+
+    def result(self) -> Outcome:
+        if self.error is not None:
+            raise self.error
+        assert self.outcome is not None
+        return self.outcome
 
 
 class Recorder:
-    """The single writer of instance rows; `record` is safe from any thread."""
+    """The writer of instance rows; `record` is safe from any thread."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
         self._engine = engine
         self._writer = writer_engine(engine)
         self._clock = clock
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._committing = False
+        self._running = False
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-        self._thread.start()
+        with self._cond:
+            self._running = True
 
     def stop(self) -> None:
-        if self._thread is not None:
-            thread, self._thread = self._thread, None
-            self._queue.put(None)
-            thread.join()
-            if self._writer is not self._engine:
-                self._writer.dispose()
-        while True:  # whatever was queued after the stop gets a failure, not a hang
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+        with self._cond:
+            if not self._running:
                 return
-            if item is not None:
-                item[1].set_exception(RuntimeError("the recorder is stopping"))
+            self._running = False
+            while self._committing:
+                self._cond.wait()
+            for item in self._pending:  # queued after the last commit: a failure, not a hang
+                item.error = RuntimeError("the recorder is stopping")
+            self._pending.clear()
+            self._cond.notify_all()
+        if self._writer is not self._engine:
+            self._writer.dispose()
 
     # -- API -----------------------------------------------------------------------
     def record(self, rec: InstanceRecord, timeout: float = 120.0) -> Outcome:
-        """Commit the row of `rec`; return once committed (raises if it could not be)."""
-        if self._thread is None:
-            raise RuntimeError("the recorder is not running")
-        fut: Future[Outcome] = Future()
-        self._queue.put((rec, fut))
-        return fut.result(timeout=timeout)
+        """Commit the row of `rec`; return once committed (raises if it could not be;
+        `NotRecorded` when no commit took it up within `timeout` seconds)."""
+        item = _Pending(rec)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if not self._running:
+                raise RuntimeError("the recorder is not running")
+            self._pending.append(item)
+        while True:
+            with self._cond:
+                batch = self._await_turn(item, deadline)
+            if batch is None:
+                return item.result()
+            self._lead(batch)
 
     def exists(self, sop_instance_uid: str) -> bool:
+        return self.recorded_path(sop_instance_uid) is not None
+
+    def recorded_path(self, sop_instance_uid: str) -> str | None:
+        """The spool path recorded for `sop_instance_uid`, if any."""
         with self._engine.connect() as conn:
             found = conn.scalar(
-                select(Instance.id).where(Instance.sop_instance_uid == sop_instance_uid)
+                select(Instance.path).where(Instance.sop_instance_uid == sop_instance_uid)
             )
-            return found is not None
+            return None if found is None else str(found)
 
-    # -- writer thread ---------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._commit_batch(batch)
-            if stop:
-                return
+    # -- group commit -------------------------------------------------------------------
+    def _await_turn(self, item: _Pending, deadline: float) -> list[_Pending] | None:
+        """With the lock held: wait until `item` is answered (None) or this caller is
+        to lead the next commit (the batch to commit)."""
+        while not item.done:
+            if not self._committing:
+                self._committing = True
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                return batch
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and item in self._pending:
+                self._pending.remove(item)
+                raise NotRecorded("the database did not take the instance up in time")
+            # once in a commit, its end is bounded by the database's own timeouts
+            self._cond.wait(remaining if remaining > 0 else 1.0)
+        return None
 
-    def _commit_batch(self, batch: list[_Item]) -> None:
+    def _lead(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = self._write([rec for rec, _ in batch])
+            self._commit_batch(batch)
+        finally:
+            for one in batch:
+                if not one.done:  # only after a BaseException (e.g. interpreter exit)
+                    one.error = RuntimeError("the recorder was interrupted")
+            with self._cond:
+                self._committing = False
+                self._cond.notify_all()
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = self._write_retrying([one.rec for one in batch])
         except Exception as exc:  # noqa: BLE001 - each instance then gets its own answer
             if len(batch) == 1:
-                rec, fut = batch[0]
-                if isinstance(exc, IntegrityError) and self.exists(rec.sop_instance_uid):
-                    fut.set_result(Outcome.DUPLICATE)  # written meanwhile by another process
-                else:
-                    log.error("could not record instance %s: %s", rec.sop_instance_uid, exc)
-                    fut.set_exception(exc)
+                self._answer_failure(batch[0], exc)
                 return
             for one in batch:
                 self._commit_batch([one])
             return
-        for (_, fut), outcome in zip(batch, outcomes, strict=True):
-            fut.set_result(outcome)
+        for one, outcome in zip(batch, outcomes, strict=True):
+            one.outcome = outcome
+
+    def _answer_failure(self, item: _Pending, exc: Exception) -> None:
+        duplicate = False
+        if isinstance(exc, IntegrityError):
+            try:
+                duplicate = self.exists(item.rec.sop_instance_uid)  # written by another process
+            except Exception as again:  # noqa: BLE001 - the database is away: a failure
+                log.warning("could not check instance %s: %s", item.rec.sop_instance_uid, again)
+        if duplicate:
+            item.outcome = Outcome.DUPLICATE
+        else:
+            log.error("could not record instance %s: %s", item.rec.sop_instance_uid, exc)
+            item.error = exc
+
+    def _write_retrying(self, records: Sequence[InstanceRecord]) -> list[Outcome]:
+        try:
+            return self._write(records)
+        except IntegrityError:  # a race lost to another process (PostgreSQL): once more
+            return self._write(records)
 
     def _write(self, records: Sequence[InstanceRecord]) -> list[Outcome]:
         # SQLAlchemy Core, not the ORM: this runs once per commit on the receive path
         now = self._clock()
         with self._writer.begin() as conn:
-            seen = set(
-                conn.scalars(
-                    select(Instance.sop_instance_uid).where(
-                        Instance.sop_instance_uid.in_([r.sop_instance_uid for r in records])
-                    )
-                )
-            )
-            studies = {
-                row.study_instance_uid: _StudyRow(row.id, row.state, row.revision, row.instance_count)
-                for row in conn.execute(
-                    select(Study.id, Study.study_instance_uid, Study.state, Study.revision, Study.instance_count)
-                    .where(Study.study_instance_uid.in_({r.study_instance_uid for r in records}))
-                )
-            }
-            outcomes, rows = [], []
+            seen = set(conn.scalars(_SEEN, {"p_uids": [r.sop_instance_uid for r in records]}))
+            outcomes, fresh = [], []
             for rec in records:
                 if rec.sop_instance_uid in seen:
                     outcomes.append(Outcome.DUPLICATE)
                     continue
                 seen.add(rec.sop_instance_uid)
-                study = studies.get(rec.study_instance_uid)
-                if study is None:
-                    study = _insert_study(conn, rec, now)
-                    studies[rec.study_instance_uid] = study
-                _open_revision_if_late(study, rec.study_instance_uid)
-                study.added += 1
-                rows.append(_instance_row(rec, study, now))
+                fresh.append(rec)
                 outcomes.append(Outcome.STORED)
-            for study in studies.values():
-                if study.added:
-                    conn.execute(
-                        update(Study)
-                        .where(Study.id == study.id)
-                        .values(**study.changes(now))
-                    )
-            if rows:
-                conn.execute(insert(Instance), rows)
+            counts = Counter(rec.study_instance_uid for rec in fresh)
+            firsts = {rec.study_instance_uid: rec for rec in reversed(fresh)}
+            studies = {
+                uid: _touch_study(conn, firsts[uid], added, now) for uid, added in counts.items()
+            }
+            if fresh:
+                conn.execute(
+                    _INSERT_INSTANCES,
+                    [_instance_row(rec, studies[rec.study_instance_uid], now) for rec in fresh],
+                )
         return outcomes
-
-
-@dataclass
-class _StudyRow:
-    id: int
-    state: str
-    revision: int
-    instance_count: int
-    added: int = 0
-    reopened: bool = False
-
-    def changes(self, now: datetime) -> dict[str, object]:
-        values: dict[str, object] = {
-            "last_received": now,
-            "instance_count": self.instance_count + self.added,
-        }
-        if self.reopened:
-            values.update(
-                state=StudyState.RECEIVING,
-                revision=self.revision,
-                revision_started=now,
-                state_changed=now,
-            )
-        return values
 
 
 def writer_engine(engine: Engine) -> Engine:
@@ -238,14 +263,59 @@ def writer_engine(engine: Engine) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+        dbapi_conn.isolation_level = None  # pysqlite's own BEGIN off: see _begin
+
+    @event.listens_for(writer, "begin")
+    def _begin(conn: Connection) -> None:
+        # the write lock from the start: the duplicate check and the inserts are atomic
+        # across processes, and a busy database is waited for (busy timeout), never a
+        # "database is locked" failure on upgrading a read to a write
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return writer
 
 
-def _insert_study(conn: Connection, rec: InstanceRecord, now: datetime) -> _StudyRow:
+# built once: statements are the costly part of a commit on this path
+_SEEN = select(Instance.sop_instance_uid).where(
+    Instance.sop_instance_uid.in_(bindparam("p_uids", expanding=True))
+)
+_COUNT_IN = (
+    update(Study)
+    .where(Study.study_instance_uid == bindparam("p_uid"), Study.state == StudyState.RECEIVING)
+    .values(last_received=bindparam("p_now"), instance_count=Study.instance_count + bindparam("p_added"))
+    .returning(Study.id, Study.revision)
+)
+_REOPEN = (
+    update(Study)
+    .where(Study.study_instance_uid == bindparam("p_uid"), Study.state != StudyState.RECEIVING)
+    .values(
+        state=StudyState.RECEIVING,
+        revision=Study.revision + 1,
+        revision_started=bindparam("p_now"),
+        state_changed=bindparam("p_now"),
+        last_received=bindparam("p_now"),
+        instance_count=Study.instance_count + bindparam("p_added"),
+    )
+    .returning(Study.id, Study.revision)
+)
+_INSERT_INSTANCES = insert(Instance)
+
+
+def _touch_study(conn: Connection, rec: InstanceRecord, added: int, now: datetime) -> tuple[int, int]:
+    """Count `added` new instances into the study of `rec` (opening its next revision
+    if it is no longer RECEIVING, or creating it); return its (id, revision)."""
+    uid = rec.study_instance_uid
+    params = {"p_uid": uid, "p_now": now, "p_added": added}
+    row = conn.execute(_COUNT_IN, params).first()
+    if row is None:
+        row = conn.execute(_REOPEN, params).first()
+        if row is not None:
+            log.info("late instance for study %s: revision %d opened", uid, row[1])
+    if row is not None:
+        return int(row[0]), int(row[1])
     result = conn.execute(
         insert(Study).values(
-            study_instance_uid=rec.study_instance_uid,
+            study_instance_uid=uid,
             state=StudyState.RECEIVING,
             revision=1,
             patient_id=rec.patient_id,
@@ -254,33 +324,25 @@ def _insert_study(conn: Connection, rec: InstanceRecord, now: datetime) -> _Stud
             last_received=now,
             revision_started=now,
             state_changed=now,
-            instance_count=0,
+            instance_count=added,
         )
     )
     study_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
     assert study_id is not None
-    return _StudyRow(int(study_id), StudyState.RECEIVING, 1, 0)
+    return int(study_id), 1
 
 
-def _open_revision_if_late(study: _StudyRow, uid: str) -> None:
-    if study.state != StudyState.RECEIVING:
-        study.revision += 1
-        study.state = StudyState.RECEIVING
-        study.reopened = True
-        log.info("late instance for study %s: revision %d opened", uid, study.revision)
-
-
-def _instance_row(rec: InstanceRecord, study: _StudyRow, now: datetime) -> dict[str, object]:
+def _instance_row(rec: InstanceRecord, study: tuple[int, int], now: datetime) -> dict[str, object]:
     return {
         "sop_instance_uid": rec.sop_instance_uid,
-        "study_id": study.id,
+        "study_id": study[0],
         "series_instance_uid": rec.series_instance_uid,
         "sop_class_uid": rec.sop_class_uid,
         "transfer_syntax_uid": rec.transfer_syntax_uid,
         "modality": rec.modality,
         "path": rec.path,
         "size": rec.size,
-        "revision": study.revision,
+        "revision": study[1],
         "calling_ae": rec.calling_ae,
         "received": now,
     }

@@ -37,10 +37,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> int:
+    """fsync `path`; return its size."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+        return os.fstat(fd).st_size
     finally:
         os.close(fd)
 
@@ -90,9 +92,10 @@ class Spool:
     def new_temp_path(self) -> Path:
         return self.tmp / f"{uuid.uuid4().hex}.part"
 
-    def commit_file(self, temp: Path, relative: str) -> Path:
-        """Make a complete file in tmp/ durable under `relative`; replaces an unrecorded leftover."""
-        fsync_file(temp)
+    def commit_file(self, temp: Path, relative: str) -> int:
+        """Make a complete file in tmp/ durable under `relative` (replacing an unrecorded
+        leftover); return its size."""
+        size = fsync_file(temp)
         final = self.root / relative
         self._ensure_dir(final.parent)
         try:
@@ -102,14 +105,15 @@ class Spool:
             self._ensure_dir(final.parent)
             os.replace(temp, final)
         fsync_dir(final.parent)
-        return final
+        return size
 
     def write_bytes(self, relative: str, data: bytes) -> Path:
         """Write `data` atomically and durably under `relative`."""
         temp = self.new_temp_path()
         with open(temp, "wb") as f:
             f.write(data)
-        return self.commit_file(temp, relative)
+        self.commit_file(temp, relative)
+        return self.root / relative
 
     def discard(self, temp: Path) -> None:
         try:

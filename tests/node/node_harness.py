@@ -153,6 +153,7 @@ class Node:
     settle_seconds: float = 1.0
     allowed: str = ""
     min_free_bytes: int = 0
+    receivers: int | None = None  # node.receivers; None: the default
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -170,6 +171,8 @@ class Node:
         )
         if self.database_url:
             env["NADIR_STORE__DATABASE_URL"] = self.database_url
+        if self.receivers is not None:
+            env["NADIR_NODE__RECEIVERS"] = str(self.receivers)
         # the receiving node under test: no routes, one worker
         rules = self.data_dir.parent / "no-routes.yaml"
         if not rules.exists():

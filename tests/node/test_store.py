@@ -151,3 +151,101 @@ def test_unsafe_uids_never_escape_the_spool(tmp_path: Path) -> None:
     assert spool.write_bytes(rel, b"x").resolve().is_relative_to(spool.root.resolve())
 
 
+
+
+def test_a_failing_error_path_never_stops_the_recorder(store, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The lost response: an exception while the recorder handles a failed commit (here
+    the database still locked when it checks for a duplicate) used to kill the writer
+    thread, and every later instance then waited for an answer that never came."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    _engine, sessions, spool, recorder, _clock = store
+    files = write_series(tmp_path / "ct", "CT", 2, 16, 16, generate_uid())
+    real_write, failed = recorder._write, []
+
+    def write_once_failing(records):  # type: ignore[no-untyped-def]
+        if not failed:
+            failed.append(True)
+            raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+        return real_write(records)
+
+    def locked(_uid: str) -> bool:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(recorder, "_write", write_once_failing)
+    monkeypatch.setattr(recorder, "exists", locked)
+    header = read_header(files[0])
+    rec = InstanceRecord(
+        header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid,
+        header.sop_class_uid, header.transfer_syntax_uid, None, None, None, "a/b/c.dcm", 1, "X",
+    )
+    try:
+        first = recorder.record(rec, timeout=5)
+    except Exception as exc:  # noqa: BLE001 - failing it is fine; hanging is not
+        assert not isinstance(exc, TimeoutError), "the first instance got no answer"
+    else:
+        assert first is Outcome.STORED
+    monkeypatch.setattr(recorder, "exists", Recorder.exists.__get__(recorder))
+    assert put_with_timeout(spool, recorder, files[1]) is Outcome.STORED
+
+
+def put_with_timeout(spool: Spool, recorder: Recorder, path: Path) -> Outcome:
+    header = read_header(path)
+    relative = spool.relative_path(header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+    spool.write_bytes(relative, path.read_bytes())
+    return recorder.record(
+        InstanceRecord(
+            header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid,
+            header.sop_class_uid, header.transfer_syntax_uid, header.modality, header.patient_id,
+            header.accession_number, relative, path.stat().st_size, "TESTSCU",
+        ),
+        timeout=5,
+    )
+
+
+def test_concurrent_recorders_share_studies_exactly(tmp_path: Path, database_url: str | None) -> None:
+    """Several receiving processes record into the same new study at once (two
+    recorders with their own connections, as two processes have): every instance
+    is stored once, the study is created once and counts every instance."""
+    import threading
+
+    url = database_url or f"sqlite:///{tmp_path / 'nadir.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+    recorders = [Recorder(make_engine(url)) for _ in range(3)]
+    for r in recorders:
+        r.start()
+    uid = generate_uid()
+    records = [
+        InstanceRecord(generate_uid(), uid, "1.2.3", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1",
+                       "CT", None, None, f"s/{i}.dcm", 1, "X")
+        for i in range(60)
+    ]
+    outcomes: list[Outcome] = []
+    errors: list[BaseException] = []
+
+    def send(chunk: list[InstanceRecord], recorder: Recorder) -> None:
+        for rec in chunk:
+            try:
+                outcomes.append(recorder.record(rec, timeout=60))
+                outcomes.append(recorder.record(rec, timeout=60))  # the same again: a duplicate
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=send, args=(records[i::6], recorders[i % 3])) for i in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in recorders:
+        r.stop()
+    assert errors == []
+    assert outcomes.count(Outcome.STORED) == 60 and outcomes.count(Outcome.DUPLICATE) == 60
+    sessions = make_sessionmaker(engine)
+    row = study_row(sessions, uid)
+    assert (row.instance_count, row.revision) == (60, 1)
+    with sessions() as s:
+        assert len(list(s.scalars(select(Instance.id)))) == 60
+    engine.dispose()

@@ -1,0 +1,144 @@
+"""Receiving processes besides the node's own: started, watched, stopped with it.
+
+Python runs one thread at a time per process, so one process receives at about
+the speed of one core however many associations arrive at once. `node.receivers`
+> 1 starts that many receiving processes in all: the node's own process and
+`receivers - 1` children, each listening on the same port with SO_REUSEPORT (the
+kernel spreads new connections over them), each with its own database
+connections and recorder. Everything else (sweeper, router, job workers, outbox
+sender, retention, the reconciliation at start) stays in the node's process.
+
+A child never outlives the node: it asks the kernel for SIGKILL when its parent
+dies (PR_SET_PDEATHSIG, so also after `kill -9` of the node), and checks at start
+that the parent that spawned it is still there. It stops on SIGTERM (the node's
+stop) and ignores SIGINT (a Ctrl-C in a terminal reaches the node, which stops
+the children). A child that dies is restarted.
+
+The default is 1 on purpose. Measured on the 2-core development machine (with
+the senders on the same cores), 2 processes gave no clear gain, and with 10
+concurrent associations they made a rare stall much more frequent: an instance
+is stored and recorded but its C-STORE response never reaches the sender, which
+aborts after its DIMSE timeout. It is seen with 1 process, with the code before
+this module, and with dcmtk's storescp as the receiver under the same bench
+sender (pynetdicom SCU processes starved of CPU), so the sender side is the
+first suspect; not yet found. Raise it on a machine with more cores.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+RESTART_DELAY_S = 5.0
+STOP_TIMEOUT_S = 30.0
+
+# the function a child runs: called with its arguments, then an Event set on SIGTERM
+ChildTarget = Callable[..., None]
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies; exit now if it
+    already has (the parent died before the request took effect)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(err)}")
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise OSError if something listens on `port` already. Sockets sharing a port
+    with SO_REUSEPORT would otherwise silently share it with another node."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+        probe.bind((host, port))
+
+
+def _child_main(target: ChildTarget, args: tuple[Any, ...], parent_pid: int, log_level: int) -> None:
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level > logging.DEBUG:
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    target(*args, stop)
+
+
+class ChildProcesses:
+    """`count` spawned processes running `target(*args, stop_event)`; restarted if they die."""
+
+    def __init__(self, name: str, target: ChildTarget, args: tuple[Any, ...], count: int) -> None:
+        self.name = name
+        self._target = target
+        self._args = args
+        self._count = count
+        self._mp = multiprocessing.get_context("spawn")
+        self._procs: list[BaseProcess] = []
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._procs = [self._spawn(i) for i in range(self._count)]
+        self._watcher = threading.Thread(target=self._watch, name=f"{self.name}-watch", daemon=True)
+        self._watcher.start()
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p.pid is not None]
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for proc in self._procs:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("%s process %s did not stop in time: killed", self.name, proc.pid)
+                proc.kill()
+                proc.join()
+        self._procs = []
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
+
+    def _spawn(self, index: int) -> BaseProcess:
+        proc = self._mp.Process(
+            target=_child_main,
+            args=(self._target, (*self._args, index), os.getpid(), logging.getLogger().getEffectiveLevel()),
+            name=f"{self.name}-{index}",
+            daemon=False,
+        )
+        proc.start()
+        return proc
+
+    def _watch(self) -> None:
+        # PR_SET_PDEATHSIG follows the thread that spawned a child: children restarted
+        # here are spawned by this thread, which lives until stop()
+        while not self._stopping.wait(1.0):
+            for i, proc in enumerate(self._procs):
+                if proc.is_alive():
+                    continue
+                log.error(
+                    "%s process %s exited (code %s); restarting it in %.0f s",
+                    self.name, proc.pid, proc.exitcode, RESTART_DELAY_S,
+                )
+                if self._stopping.wait(RESTART_DELAY_S):
+                    return
+                self._procs[i] = self._spawn(i)
