@@ -67,7 +67,7 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy --strict daemon
 
 pytest: $(DEV_STAMP) apt js viewer
-	$(BIN)/coverage run --branch --source=daemon/criteria -m pytest -q -p no:cacheprovider
+	$(BIN)/coverage run --branch --source=daemon/criteria -m pytest -q -rs -p no:cacheprovider
 	@echo "branch coverage of daemon/criteria (must be 100 %):"
 	$(BIN)/coverage report --fail-under=100
 
