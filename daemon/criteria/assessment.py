@@ -46,3 +46,24 @@ class Assessment:
     tables: dict[str, dict[str, float | None]] = field(default_factory=dict)  # e.g. ratios: {BF: 0.35}
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. triggered_by: (...)
     classified: bool = True  # False: numbers only, no published cut-off (category then not meaningful)
+
+    @classmethod
+    def from_timepoints(
+        cls, criterion: str, citation: Citation, results: tuple[TimepointResult, ...]
+    ) -> Assessment:
+        """The assessment of a series of timepoints: the latest one's category and numbers.
+
+        The baseline's own flags stay on the baseline timepoint.
+        """
+        last = results[-1]
+        return cls(
+            criterion=criterion,
+            citation=citation,
+            category=last.category,
+            timepoints=results,
+            numbers=dict(last.numbers),
+            evaluable=last.evaluable,
+            reasons=last.reasons,
+            flags=last.flags,
+            details=dict(last.details),
+        )

@@ -262,15 +262,4 @@ def assess(timepoints: Sequence[TimepointInput], params: RanoBmParams) -> Assess
         results.append(res)
         if res.category != "NE":
             previous = res.category
-    last = results[-1]
-    return Assessment(
-        criterion=CRITERION,
-        citation=params.citation.to_citation(),
-        category=last.category,
-        timepoints=tuple(results),
-        numbers=dict(last.numbers),
-        evaluable=last.evaluable,
-        reasons=last.reasons,
-        flags=last.flags,  # the baseline's own flags stay on the baseline timepoint
-        details=dict(last.details),
-    )
+    return Assessment.from_timepoints(CRITERION, params.citation.to_citation(), tuple(results))

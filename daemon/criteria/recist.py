@@ -253,15 +253,4 @@ def assess(timepoints: Sequence[TimepointInput], params: RecistParams) -> Assess
             previous = res.category
         if first_equivocal is None and tp.has_new_lesion() is NewLesion.EQUIVOCAL:
             first_equivocal = tp.label
-    last = results[-1]
-    return Assessment(
-        criterion=CRITERION,
-        citation=params.citation.to_citation(),
-        category=last.category,
-        timepoints=tuple(results),
-        numbers=dict(last.numbers),
-        evaluable=last.evaluable,
-        reasons=last.reasons,
-        flags=last.flags,  # the baseline's own flags stay on the baseline timepoint
-        details=dict(last.details),
-    )
+    return Assessment.from_timepoints(CRITERION, params.citation.to_citation(), tuple(results))

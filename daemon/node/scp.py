@@ -152,19 +152,7 @@ class StoreHandler:
             log.info("instance %s from AE %s already stored", uid, calling_ae)
             return SUCCESS
         size = self.spool.commit_file(temp, relative)
-        record = InstanceRecord(
-            sop_instance_uid=uid,
-            study_instance_uid=header.study_instance_uid,
-            series_instance_uid=header.series_instance_uid,
-            sop_class_uid=header.sop_class_uid,
-            transfer_syntax_uid=header.transfer_syntax_uid,
-            modality=header.modality,
-            patient_id=header.patient_id,
-            accession_number=header.accession_number,
-            path=relative,
-            size=size,
-            calling_ae=calling_ae,
-        )
+        record = InstanceRecord.from_header(header, relative, size, calling_ae)
         try:
             outcome = self.recorder.record(record)
         except Exception as exc:  # noqa: BLE001 - the database refused or is away

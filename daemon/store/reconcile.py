@@ -85,19 +85,7 @@ def _adopt(
             os.unlink(path)
             continue
         recorder.record(
-            InstanceRecord(
-                sop_instance_uid=header.sop_instance_uid,
-                study_instance_uid=header.study_instance_uid,
-                series_instance_uid=header.series_instance_uid,
-                sop_class_uid=header.sop_class_uid,
-                transfer_syntax_uid=header.transfer_syntax_uid,
-                modality=header.modality,
-                patient_id=header.patient_id,
-                accession_number=header.accession_number,
-                path=relative,
-                size=path.stat().st_size,
-                calling_ae="",
-            )
+            InstanceRecord.from_header(header, relative, path.stat().st_size, calling_ae="")
         )
         adopted += 1
     return adopted

@@ -48,6 +48,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
+from daemon.store.header import Header
 from daemon.store.models import Instance, Study, StudyState
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,23 @@ class InstanceRecord:
     path: str
     size: int
     calling_ae: str
+
+    @classmethod
+    def from_header(cls, header: Header, path: str, size: int, calling_ae: str) -> InstanceRecord:
+        """The row of a spool file whose header was read (on receive, or adopted at start)."""
+        return cls(
+            sop_instance_uid=header.sop_instance_uid,
+            study_instance_uid=header.study_instance_uid,
+            series_instance_uid=header.series_instance_uid,
+            sop_class_uid=header.sop_class_uid,
+            transfer_syntax_uid=header.transfer_syntax_uid,
+            modality=header.modality,
+            patient_id=header.patient_id,
+            accession_number=header.accession_number,
+            path=path,
+            size=size,
+            calling_ae=calling_ae,
+        )
 
 
 def utcnow() -> datetime:
