@@ -32,12 +32,13 @@ class ReportSettings(BaseModel):
     # Referenced Segment makes it check TID 1501 groups as TID 1411 and report errors), and
     # OHIF 3.x throws on a NUM without SCOORD child in a group without its own SCOORD.
     volumetric_groups: bool = False
-    # True (default): the assessment's numbers (sum, baseline, nadir, % changes) as NUMs
-    # anchored on the longest current target long axis (conformance.md §2.2 rule 6), so they
-    # are structured in the SR and OHIF shows them - on top of that lesion's own labels, a
-    # known defect (tests/viewer). False: in the impression text and the key-image summary
-    # only; OHIF 3.12 then drew nothing at all in the SR viewport (tests/viewer), so this is
-    # not the default.
+    # True (default): the assessment's numbers (sum, baseline, nadir, % changes) as NUMs,
+    # each with a POINT SCOORD near the top-left corner of the longest current target's
+    # slice (conformance.md §2.2 rule 6; report/sr_groups.corner_point), so they are
+    # structured in the SR and OHIF shows them there, clear of the lesions' labels
+    # (tests/viewer). False: in the impression text and the key-image summary only; OHIF
+    # 3.12 then drew nothing at all in the SR viewport (tests/viewer), so this is not the
+    # default.
     assessment_numbers_on_image: bool = True
     templates_dir: Path = DEFAULT_TEMPLATES_DIR
     # one series per object kind, in the source study (flat keys: one env variable each,

@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from daemon.findings import Calliper, Lesion, LesionKind
+from daemon.findings import Lesion, LesionKind
 from daemon.report import codes as nc
 from daemon.report.inputs import InstanceRef, ModelInfo, Outcome, ReportRequest
 from daemon.report.seg import SegResult
@@ -25,6 +25,7 @@ from daemon.report.sr_groups import (
 )
 from daemon.report.text import Impression
 from daemon.report.uids import device_uid, marker_uid
+from daemon.volume import SliceRef
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,12 @@ def algorithm(model: ModelInfo | None) -> hd.sr.AlgorithmIdentification | None:
     )
 
 
-def _anchor(lesions: Sequence[Lesion]) -> Calliper | None:
-    """The longest current target long axis (where OHIF shows the assessment numbers)."""
+def _anchor(lesions: Sequence[Lesion]) -> SliceRef | None:
+    """The slice of the longest current target long axis: OHIF shows the assessment's
+    numbers there (the slice the viewer opens on for that group)."""
     axes = [les.measurements.long_axis for les in lesions if les.kind == LesionKind.TARGET]
     present = [a for a in axes if a is not None]
-    return max(present, key=lambda a: a.length_mm) if present else None
+    return max(present, key=lambda a: a.length_mm).start_image.slice if present else None
 
 
 def measurement_groups(

@@ -20,7 +20,7 @@ from daemon.criteria.assessment import Assessment
 from daemon.findings import Calliper, Lesion, LesionKind
 from daemon.report import codes as nc
 from daemon.report.text import key_numbers
-from daemon.volume import Volume
+from daemon.volume import SliceRef, Volume
 
 OHIF_BIDIRECTIONAL = "Cornerstone3DTools@^0.1.0:Bidirectional:"
 
@@ -60,6 +60,13 @@ class GroupContext:
 def tracking(uid: str, label: str, ohif: bool = False) -> hd.sr.TrackingIdentifier:
     text = (OHIF_BIDIRECTIONAL + label) if ohif else label
     return hd.sr.TrackingIdentifier(uid=uid, identifier=text[:64])
+
+
+# Where the assessment's numbers are anchored (column, row, in SCOORD pixel coordinates):
+# near the top-left corner of a slice. OHIF draws a POINT as an arrow pointing at it from
+# a tenth of the image further in, with the group's labels beside the arrow's tail: in the
+# corner, clear of the lesions' own labels (at the right end of their callipers).
+ASSESSMENT_ANCHOR = (4.0, 4.0)
 
 
 def polyline(c: Calliper) -> hd.sr.CoordinatesForMeasurement:
@@ -195,13 +202,26 @@ def volumetric_group(
     )
 
 
+def corner_point(where: SliceRef) -> hd.sr.CoordinatesForMeasurement:
+    """A POINT at `ASSESSMENT_ANCHOR` on the slice `where`."""
+    frames = [where.frame_number] if where.frame_number is not None else None
+    return hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POINT,
+        graphic_data=np.array([ASSESSMENT_ANCHOR], dtype=np.float32),
+        source_image=hd.sr.SourceImageForRegion(where.sop_class_uid, where.sop_instance_uid, frames),
+    )
+
+
 def assessment_group(
-    assessment: Assessment, uid: str, ctx: GroupContext, anchor: Calliper | None
+    assessment: Assessment, uid: str, ctx: GroupContext, anchor: SliceRef | None
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """Criterion and category as codes; the numbers as NUMs anchored on a current long axis.
+    """Criterion and category as codes; the numbers as NUMs, each with a POINT SCOORD near
+    the top-left corner of the slice `anchor` (`corner_point`).
 
     OHIF reads a NUM of a group without its own SCOORD through the NUM's SCOORD child
     (conformance §2.2 rule 6), so without an anchor the numbers stay in the text only.
+    The anchor is a place to show them, not a region they were measured in: on a
+    lesion's calliper OHIF printed them over that lesion's labels.
     """
     evaluations = [
         hd.sr.QualitativeEvaluation(codes.DCM.ResponseEvaluationMethod, nc.criterion_code(assessment.criterion)),
@@ -225,7 +245,7 @@ def assessment_group(
                     name=concept,
                     value=round(float(value), 3),
                     unit=unit,
-                    referenced_coordinates=[polyline(anchor)],
+                    referenced_coordinates=[corner_point(anchor)],
                 )
             )
     return hd.sr.MeasurementsAndQualitativeEvaluations(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.findings import LesionKind
 from daemon.report.bundle import build_report
 from daemon.report.inputs import Outcome
 
@@ -110,10 +111,19 @@ def test_ohif_parser_finds_every_measurement(phantom: Phantom, tmp_path: Path) -
             assert all(abs(a - b) < 1e-4 for a, b in zip(sc["graphicData"], want, strict=True))
         assert nums["Volume"]["unit"] == "mm3"
         assert abs(nums["Volume"]["value"] - lesion.measurements.volume_ml * 1000) < 1e-3  # type: ignore[operator]
-    # by default the assessment's numbers are NUMs OHIF finds, anchored on a long axis;
+    # by default the assessment's numbers are NUMs OHIF finds, each anchored on a POINT near
+    # the top-left corner of the longest target's slice (clear of every lesion's labels);
     # with the setting off they stay in the text only
     assessment = [m for m in parsed["measurements"] if m["trackingIdentifier"] == "RANO-BM assessment"]
     assert {n["meaning"]: n["value"] for n in assessment[0]["measurements"]}["Sum of diameters"] == 32.0
+    longest = max(
+        (les.measurements.long_axis for les in phantom.followup.timepoint.lesions
+         if les.measurements.long_axis and les.kind == LesionKind.TARGET),
+        key=lambda cal: cal.length_mm,
+    )
+    for n in assessment[0]["measurements"]:
+        assert n["scoord"]["graphicType"] == "POINT" and n["scoord"]["graphicData"] == [4.0, 4.0]
+        assert n["scoord"]["referencedSOPInstanceUID"] == longest.start_image.slice.sop_instance_uid
     text_only = phantom.settings.model_copy(update={"assessment_numbers_on_image": False})
     path = tmp_path / "text-only.dcm"
     build_report(phantom.followup_request, text_only).sr.save_as(path, enforce_file_format=True)

@@ -38,10 +38,22 @@ async function dismissFirstRunDialogs(page) {
   }
 }
 
+// the measurement labels drawn on the image: one box per SVG text of an annotation
+function labelBoxes() {
+  return Array.from(document.querySelectorAll('svg g[data-annotation-uid] > text'))
+    .map((t) => {
+      const r = t.getBoundingClientRect();
+      return { uid: t.parentElement.getAttribute('data-annotation-uid'), text: t.textContent,
+        x: r.x, y: r.y, w: r.width, h: r.height };
+    })
+    .filter((b) => b.w > 0 && b.h > 0);
+}
+
 async function state(page) {
   return {
     overlay: await text(page, '[data-cy="viewport-overlay-bottom-right"]'),
     viewport: await text(page, '[data-cy="viewport-grid"]'),
+    labels: await page.evaluate(labelBoxes),
   };
 }
 
@@ -92,7 +104,7 @@ async function checkSr(page, tp, shot) {
   for (let k = 0; k < tp.measurements; k += 1) {
     const file = `${tp.label}-2-sr-${k + 1}.png`;
     await page.screenshot({ path: path.join(spec.out_dir, file) });
-    out.states.push({ overlay: s.overlay, viewport: s.viewport, screenshot: shot(file) });
+    out.states.push({ overlay: s.overlay, viewport: s.viewport, labels: s.labels, screenshot: shot(file) });
     if (k + 1 < tp.measurements) {
       await (await next()).click();
       const moved = await settledLabels(page, 15000, s);

@@ -268,15 +268,30 @@ def _anchors(sr: Dataset) -> dict[tuple[str, tuple[float, ...]], set[str]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report/sr.py anchors the assessment NUMs on the longest target long axis: OHIF puts both "
-    "groups' labels at the same place and they overprint (tests/output/viewer/followup-1-2-sr-1.png); "
-    "without the anchor (report.assessment_numbers_on_image: false) OHIF 3.12 drew nothing"))
 def test_no_two_groups_share_a_label_anchor(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
     tps, _seen = observed
     for tp in tps:
         shared = [ids for ids in _anchors(tp.sr).values() if len(ids) > 1]
         assert not shared, f"{tp.label}: OHIF draws the labels of {shared} on top of each other"
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return bool(a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+                and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+
+
+def test_sr_labels_do_not_overprint(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    """In every SR view, the label boxes OHIF drew for different groups do not intersect."""
+    tps, seen = observed
+    for tp, obs in zip(tps, seen, strict=True):
+        for state in obs["sr"]["states"]:
+            boxes = state["labels"]
+            assert len({b["uid"] for b in boxes}) >= 1, f"{tp.label}: no label drawn in {state['screenshot']}"
+            clashes = [
+                (a["text"], b["text"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a["uid"] != b["uid"] and _overlap(a, b)
+            ]
+            assert not clashes, f"{tp.label}: labels overprint in {state['screenshot']}: {clashes}"
 
 
 def test_no_console_errors(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
