@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
 
-_TAGS = [
-    "SOPClassUID",
-    "SOPInstanceUID",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "Modality",
-    "PatientID",
-    "AccessionNumber",
-]
+from daemon.store.header_scan import scan
+
+# keyword -> Header field
+_TAGS = {
+    "SOPClassUID": "sop_class_uid",
+    "SOPInstanceUID": "sop_instance_uid",
+    "StudyInstanceUID": "study_instance_uid",
+    "SeriesInstanceUID": "series_instance_uid",
+    "Modality": "modality",
+    "PatientID": "patient_id",
+    "AccessionNumber": "accession_number",
+}
+SCAN_BYTES = 65536  # a header longer than this is read by pydicom
 
 
 class InvalidInstance(Exception):
@@ -57,20 +62,35 @@ def _text(value: Any) -> str | None:
 
 
 def read_header(path: Path) -> Header:
-    """Parse the header of `path` (stops before the pixel data); raises InvalidInstance."""
+    """Parse the header of `path` (stops before the pixel data); raises InvalidInstance.
+
+    The common case is scanned from the file's first bytes (daemon.store.header_scan);
+    pydicom reads whatever the scan does not cover, and confirms every rejection."""
+    with open(path, "rb") as f:
+        head = f.read(SCAN_BYTES)
+    scanned = scan(head)
+    if scanned is not None:
+        try:
+            return _header(scanned.values, scanned.transfer_syntax_uid)
+        except MissingUid:
+            pass  # e.g. elements out of order: pydicom has the last word
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
-        values = {k: ds.get(k) for k in _TAGS}
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_TAGS))
+        values = {name: ds.get(keyword) for keyword, name in _TAGS.items()}
         ts = str(ds.file_meta.TransferSyntaxUID)
     except Exception as exc:  # noqa: BLE001 - any parsing failure means "cannot understand"
         raise UnreadableInstance(f"dataset cannot be parsed ({exc})") from exc
+    return _header(values, ts)
+
+
+def _header(values: Mapping[str, Any], ts: str) -> Header:
     return Header(
-        sop_class_uid=_uid(values["SOPClassUID"], "SOPClassUID"),
-        sop_instance_uid=_uid(values["SOPInstanceUID"], "SOPInstanceUID"),
-        study_instance_uid=_uid(values["StudyInstanceUID"], "StudyInstanceUID"),
-        series_instance_uid=_uid(values["SeriesInstanceUID"], "SeriesInstanceUID"),
+        sop_class_uid=_uid(values["sop_class_uid"], "SOPClassUID"),
+        sop_instance_uid=_uid(values["sop_instance_uid"], "SOPInstanceUID"),
+        study_instance_uid=_uid(values["study_instance_uid"], "StudyInstanceUID"),
+        series_instance_uid=_uid(values["series_instance_uid"], "SeriesInstanceUID"),
         transfer_syntax_uid=ts,
-        modality=_text(values["Modality"]),
-        patient_id=_text(values["PatientID"]),
-        accession_number=_text(values["AccessionNumber"]),
+        modality=_text(values["modality"]),
+        patient_id=_text(values["patient_id"]),
+        accession_number=_text(values["accession_number"]),
     )
