@@ -23,6 +23,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from daemon.config import Settings
+from daemon.node.requestor import keep_responses
 from daemon.node.scu import Peer, _tls_args
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def _associate(ae: AE, peer: Peer, settings: Settings, **extra: Any) -> Any:
         raise QueryError(f"cannot connect to {peer.ae_title}@{peer.host}:{peer.port}: {exc}") from exc
     if not assoc.is_established:
         raise QueryError(f"association with {peer.ae_title}@{peer.host}:{peer.port} refused or aborted")
+    keep_responses(assoc)
     return assoc
 
 

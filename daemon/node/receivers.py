@@ -16,12 +16,13 @@ the children). A child that dies is restarted.
 
 The default is 1 on purpose. Measured on the 2-core development machine (with
 the senders on the same cores), 2 processes gave no clear gain, and with 10
-concurrent associations they made a rare stall much more frequent: an instance
-is stored and recorded but its C-STORE response never reaches the sender, which
-aborts after its DIMSE timeout. It is seen with 1 process, with the code before
-this module, and with dcmtk's storescp as the receiver under the same bench
-sender (pynetdicom SCU processes starved of CPU), so the sender side is the
-first suspect; not yet found. Raise it on a machine with more cores.
+concurrent associations they made a rare stall more frequent: an instance is
+stored and recorded, its C-STORE response reaches the sender's process, and the
+sender still waits out its DIMSE timeout. That was the bench's pynetdicom
+sender losing the response to its own reactor thread (a race in pynetdicom's
+requestor, worked around in bench/receive.py; seen with every receiver, never
+with dcmtk storescu as the sender); more processes on the same cores only
+starved the senders more. Raise it on a machine with more cores.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ renames it into the spool, fsyncs the directory, has the row committed by the
 - 0xC002 cannot understand: Study, Series or SOP Instance UID missing or invalid
 - 0xC003 cannot understand: the dataset's SOP Instance UID differs from the request's
 
-Callers not in `node.allowed_calling_aes` are rejected at association.
+Callers not in `node.allowed_calling_aes` are rejected at association. Each
+association's threads wait for work instead of polling for it (daemon.node.reactor).
 
 With `node.receivers` > 1 (the default is 1: see daemon.node.receivers), that many processes listen on the
 port (SO_REUSEPORT): this one and children started by `StoreSCP` (see
@@ -23,6 +24,7 @@ node's other services run in this process only.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
@@ -36,10 +38,12 @@ from typing import Any, cast
 import pydicom.uid
 from pynetdicom import AE, AllStoragePresentationContexts, _config, dimse_messages, evt
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from daemon.config import NodeSettings, Settings, TlsSettings
+from daemon.node.reactor import request_handler
 from daemon.node.receivers import ChildProcesses, ensure_port_free
 from daemon.service import Context
 from daemon.store.db import make_engine
@@ -175,7 +179,43 @@ class StoreHandler:
             self.spool.remove(relative)
 
 
-class ReusePortServer(ThreadedAssociationServer):
+class SupportedContexts(list[PresentationContext]):
+    """The listener's supported presentation contexts, cheap to copy per association.
+
+    pynetdicom deep-copies the server's contexts for every association it accepts,
+    before negotiating. With every storage SOP class times every transfer syntax
+    (171 contexts, some 6,600 UIDs, each re-validated by pydicom when copied) that
+    is ~40 ms of CPU per association, under the GIL: 10 associations arriving at
+    once on a busy 2-core machine waited seconds for their A-ASSOCIATE-AC, and
+    under heavy load longer than the requestor's ACSE timeout (the node logged
+    "accepted", the peer had given up). UIDs are immutable, so a copy of each
+    context with its own transfer syntax list is as independent as a deep copy.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[PresentationContext]:
+        return [_copy_context(cx) for cx in self]
+
+
+def _copy_context(cx: PresentationContext) -> PresentationContext:
+    new = copy.copy(cx)
+    new._transfer_syntax = list(cx._transfer_syntax)  # the one mutable attribute
+    return new
+
+
+class Listener(ThreadedAssociationServer):
+    """pynetdicom's threaded server with a listen backlog of SOMAXCONN (the kernel
+    caps it at net.core.somaxconn) instead of socketserver's 5. With 5, a sixth
+    connection arriving before the acceptor thread runs overflows the accept queue:
+    the kernel drops the peer's handshake ACK and completes the connection only on
+    a SYN-ACK retransmission, 1, 3, 7, 15, 31 s later. The peer meanwhile has sent
+    its A-ASSOCIATE-RQ and runs its ACSE timeout (30 s for pynetdicom): with 10
+    associations at once on a starved machine the node accepted associations whose
+    requestor had given up."""
+
+    request_queue_size = socket.SOMAXCONN
+
+
+class ReusePortServer(Listener):
     """A listener that shares its port with the node's other receiving processes."""
 
     def server_bind(self) -> None:
@@ -197,11 +237,12 @@ def listen(node: NodeSettings, handler: StoreHandler, share_port: bool) -> Threa
         (evt.EVT_ABORTED, _on_aborted),
         (evt.EVT_RELEASED, _on_released),
     ]
-    server_class = ReusePortServer if share_port else ThreadedAssociationServer
+    server_class = ReusePortServer if share_port else Listener
     server = ae.make_server(
         (node.host, node.port), ssl_context=ssl_context, evt_handlers=handlers,
-        server_class=server_class,
+        server_class=server_class, request_handler=request_handler(),
     )
+    server.contexts = SupportedContexts(server.contexts)
     # accepted sockets inherit it: a response is never held back by Nagle's algorithm
     assert server.socket is not None
     server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

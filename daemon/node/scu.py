@@ -28,6 +28,7 @@ from pynetdicom.status import code_to_category
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import DestinationSettings, Settings
+from daemon.node.requestor import keep_responses
 from daemon.store import outbox as ob
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class Sender:
             why = "association rejected" if assoc.is_rejected else "association aborted or peer unreachable"
             self._fail([i for i, _ in loaded], None, f"{why} ({peer.ae_title}@{peer.host}:{peer.port})", name)
             return 0, False
+        keep_responses(assoc)
         try:
             return self._store_all(assoc, peer, loaded), True
         finally:
