@@ -4,7 +4,9 @@ The C-STORE handler is thin: pynetdicom writes the dataset as it arrives to a
 temporary file in the spool's tmp/ (its chunked receive; pixel data is never
 decoded), the handler reads the header up to the pixel data, fsyncs the file,
 renames it into the spool, fsyncs the directory, has the row committed by the
-`Recorder`, and only then answers 0x0000. Statuses (PS3.4 B.2.3):
+`Recorder`, and only then answers 0x0000. The fsyncs and the rename run on a
+worker thread while the recorder executes the row's statements; the row is
+committed only after the directory's fsync returned. Statuses (PS3.4 B.2.3):
 
 - 0x0000 stored, or already stored (the same SOP Instance UID again: idempotent)
 - 0xA700 out of resources: free space below `store.min_free_bytes`, or a write failed
@@ -32,6 +34,7 @@ import socket
 import ssl
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -49,7 +52,7 @@ from daemon.service import Context
 from daemon.store.db import make_engine
 from daemon.store.header import Header, MissingUid, UnreadableInstance, read_header
 from daemon.store.reconcile import adopt_orphans, mark_running, mark_stopped
-from daemon.store.recorder import InstanceRecord, Outcome, Recorder
+from daemon.store.recorder import InstanceRecord, NotDurable, Outcome, Recorder
 from daemon.store.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -110,10 +113,15 @@ def receive_into(spool: Spool) -> None:
 class StoreHandler:
     """What happens to one C-STORE request; independent of pynetdicom's event object."""
 
-    def __init__(self, spool: Spool, recorder: Recorder, min_free_bytes: int) -> None:
+    def __init__(self, spool: Spool, recorder: Recorder, min_free_bytes: int, associations: int) -> None:
         self.spool = spool
         self.recorder = recorder
         self.min_free_bytes = min_free_bytes
+        # one file being made durable per association at a time (see _keep)
+        self._placing = ThreadPoolExecutor(max_workers=associations, thread_name_prefix="spool-fsync")
+
+    def close(self) -> None:
+        self._placing.shutdown(wait=True)
 
     def on_c_store(self, event: evt.Event) -> int:
         calling = event.assoc.requestor.ae_title
@@ -155,11 +163,24 @@ class StoreHandler:
         if os.path.exists(self.spool.absolute(relative)) and self.recorder.exists(uid):
             log.info("instance %s from AE %s already stored", uid, calling_ae)
             return SUCCESS
-        size = self.spool.commit_file(temp, relative)
-        record = InstanceRecord.from_header(header, relative, size, calling_ae)
+        # the file is fsync'd, renamed and its directory fsync'd on another thread while
+        # the recorder runs the row's statements; the row is committed only once the
+        # file is durable (`durable`), and the instance answered after that commit
+        record = InstanceRecord.from_header(header, relative, os.path.getsize(temp), calling_ae)
+        placing = self._placing.submit(self.spool.commit_file, temp, relative)
+
+        def durable() -> None:
+            try:
+                placing.result()
+            except OSError as exc:
+                raise NotDurable(str(exc)) from exc
+
         try:
-            outcome = self.recorder.record(record)
-        except Exception as exc:  # noqa: BLE001 - the database refused or is away
+            outcome = self.recorder.record(record, durable=durable)
+        except Exception as exc:  # noqa: BLE001 - the file or the database failed
+            failed = placing.exception()  # waits: nothing is placed after the answer
+            if isinstance(failed, OSError):
+                raise failed from exc  # store() answers 0xA700
             log.error("instance %s not recorded (0xA701): %s", uid, exc)
             return OUT_OF_RESOURCES_DATABASE
         if outcome is Outcome.DUPLICATE:
@@ -257,11 +278,12 @@ def run_receiver(settings: Settings, index: int, stop: threading.Event) -> None:
     recorder = Recorder(engine)
     recorder.start()
     spool = Spool(settings.store.spool_dir)  # prepared by the node's process; never cleared here
-    handler = StoreHandler(spool, recorder, settings.store.min_free_bytes)
+    handler = StoreHandler(spool, recorder, settings.store.min_free_bytes, settings.node.max_associations)
     server = listen(settings.node, handler, share_port=True)
     log.info("receiving process %d (pid %d) listening", index + 1, os.getpid())
     stop.wait()
     server.shutdown()
+    handler.close()
     recorder.stop()
     engine.dispose()
 
@@ -276,7 +298,9 @@ class StoreSCP:
         self.ctx = ctx
         self.recorder = Recorder(ctx.engine)
         store = ctx.settings.store
-        self.handler = StoreHandler(ctx.spool, self.recorder, store.min_free_bytes)
+        self.handler = StoreHandler(
+            ctx.spool, self.recorder, store.min_free_bytes, ctx.settings.node.max_associations
+        )
         self._server: ThreadedAssociationServer | None = None
         self.children: ChildProcesses | None = None
 
@@ -312,6 +336,7 @@ class StoreSCP:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        self.handler.close()
         self.recorder.stop()
         mark_stopped(self.ctx.spool)
 

@@ -101,11 +101,16 @@ class NotRecorded(Exception):
     """The instance was not recorded, and this call will not record it."""
 
 
-class _Pending:
-    __slots__ = ("error", "outcome", "rec")
+class NotDurable(Exception):
+    """The instance's file could not be made durable: its row was not committed."""
 
-    def __init__(self, rec: InstanceRecord) -> None:
+
+class _Pending:
+    __slots__ = ("durable", "error", "outcome", "rec")
+
+    def __init__(self, rec: InstanceRecord, durable: Callable[[], None] | None) -> None:
         self.rec = rec
+        self.durable = durable
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
 
@@ -152,10 +157,16 @@ class Recorder:
             self._writer.dispose()
 
     # -- API -----------------------------------------------------------------------
-    def record(self, rec: InstanceRecord, timeout: float = 120.0) -> Outcome:
+    def record(
+        self, rec: InstanceRecord, timeout: float = 120.0, durable: Callable[[], None] | None = None
+    ) -> Outcome:
         """Commit the row of `rec`; return once committed (raises if it could not be;
-        `NotRecorded` when no commit took it up within `timeout` seconds)."""
-        item = _Pending(rec)
+        `NotRecorded` when no commit took it up within `timeout` seconds).
+
+        `durable`, when given, blocks until the instance's file is durable in the spool
+        (raising `NotDurable` if it cannot be): the commit's statements run meanwhile,
+        and the commit itself only after it returned."""
+        item = _Pending(rec, durable)
         deadline = time.monotonic() + timeout
         with self._cond:
             if not self._running:
@@ -209,8 +220,13 @@ class Recorder:
                 self._cond.notify_all()
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
+        def all_durable() -> None:
+            for one in batch:
+                if one.durable is not None:
+                    one.durable()
+
         try:
-            outcomes = self._write_retrying([one.rec for one in batch])
+            outcomes = self._write_retrying([one.rec for one in batch], all_durable)
         except Exception as exc:  # noqa: BLE001 - each instance then gets its own answer
             if len(batch) == 1:
                 self._answer_failure(batch[0], exc)
@@ -222,6 +238,9 @@ class Recorder:
             one.outcome = outcome
 
     def _answer_failure(self, item: _Pending, exc: Exception) -> None:
+        if isinstance(exc, NotDurable):  # the file, not the database: the caller reports it
+            item.error = exc
+            return
         duplicate = False
         if isinstance(exc, IntegrityError):
             try:
@@ -234,13 +253,15 @@ class Recorder:
             log.error("could not record instance %s: %s", item.rec.sop_instance_uid, exc)
             item.error = exc
 
-    def _write_retrying(self, records: Sequence[InstanceRecord]) -> list[Outcome]:
+    def _write_retrying(
+        self, records: Sequence[InstanceRecord], before_commit: Callable[[], None]
+    ) -> list[Outcome]:
         try:
-            return self._write(records)
+            return self._write(records, before_commit)
         except IntegrityError:  # a race lost to another process (PostgreSQL): once more
-            return self._write(records)
+            return self._write(records, before_commit)
 
-    def _write(self, records: Sequence[InstanceRecord]) -> list[Outcome]:
+    def _write(self, records: Sequence[InstanceRecord], before_commit: Callable[[], None]) -> list[Outcome]:
         # SQLAlchemy Core, not the ORM: this runs once per commit on the receive path
         now = self._clock()
         with self._writer.begin() as conn:
@@ -263,6 +284,7 @@ class Recorder:
                     _INSERT_INSTANCES,
                     [_instance_row(rec, studies[rec.study_instance_uid], now) for rec in fresh],
                 )
+            before_commit()  # raising here rolls the transaction back
         return outcomes
 
 

@@ -163,11 +163,11 @@ def test_a_failing_error_path_never_stops_the_recorder(store, tmp_path: Path, mo
     files = write_series(tmp_path / "ct", "CT", 2, 16, 16, generate_uid())
     real_write, failed = recorder._write, []
 
-    def write_once_failing(records):  # type: ignore[no-untyped-def]
+    def write_once_failing(records, before_commit):  # type: ignore[no-untyped-def]
         if not failed:
             failed.append(True)
             raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
-        return real_write(records)
+        return real_write(records, before_commit)
 
     def locked(_uid: str) -> bool:
         raise OperationalError("SELECT", {}, Exception("database is locked"))
@@ -249,3 +249,34 @@ def test_concurrent_recorders_share_studies_exactly(tmp_path: Path, database_url
     with sessions() as s:
         assert len(list(s.scalars(select(Instance.id)))) == 60
     engine.dispose()
+
+
+def test_a_file_that_cannot_be_placed_is_0xA700_and_never_recorded(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The file is made durable on another thread while the row's statements run: when
+    it cannot be (here a plain file where the study's directory must go, a real
+    file-system error), the row is rolled back and the instance answered 0xA700; when
+    the database fails instead, 0xA701. Then a good instance is still stored."""
+    from daemon.node.scp import OUT_OF_RESOURCES, OUT_OF_RESOURCES_DATABASE, SUCCESS, StoreHandler
+
+    _engine, sessions, spool, recorder, _clock = store
+    handler = StoreHandler(spool, recorder, 0, associations=2)
+    try:
+        blocked, good = generate_uid(), generate_uid()
+        (spool.root / blocked).write_bytes(b"not a directory")
+
+        def temp_copy(f: Path) -> Path:
+            temp = spool.tmp / f"{f.name}.part"
+            temp.write_bytes(f.read_bytes())
+            return temp
+
+        bad = write_series(tmp_path / "bad", "CT", 1, 16, 16, blocked)[0]
+        assert handler.store(temp_copy(bad), read_header(bad).sop_instance_uid, "X") == OUT_OF_RESOURCES
+        with sessions() as s:
+            assert s.scalars(select(Instance)).all() == []
+        ok = write_series(tmp_path / "ok", "CT", 2, 16, 16, good)
+        assert handler.store(temp_copy(ok[0]), read_header(ok[0]).sop_instance_uid, "X") == SUCCESS
+        assert study_row(sessions, good).instance_count == 1
+        recorder.stop()  # the database side fails from here on
+        assert handler.store(temp_copy(ok[1]), read_header(ok[1]).sop_instance_uid, "X") == OUT_OF_RESOURCES_DATABASE
+    finally:
+        handler.close()
