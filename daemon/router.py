@@ -151,7 +151,7 @@ class RouterService:
         if threading.current_thread() is threading.main_thread():
             self._previous_hup = signal.signal(signal.SIGHUP, self._on_hup)
         self._thread.start()
-        self._ctx.scheduler.add_job(self.purge, "interval", hours=1, id="outbox-purge", max_instances=1, coalesce=True)
+        self._ctx.every("outbox-purge", 3600, self.purge)
 
     def purge(self) -> None:
         """Sent outputs older than the retention time: rows and files removed."""

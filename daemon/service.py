@@ -31,6 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any, Protocol
 
@@ -100,6 +101,14 @@ class Context:
     spool: Spool
     scheduler: BackgroundScheduler
     bus: Bus = field(default_factory=Bus)
+
+    def every(self, job_id: str, seconds: float, fn: Callable[[], None], first: datetime | None = None) -> None:
+        """Run `fn` on the scheduler every `seconds` (first at `first`, else after one
+        interval); a run still going when the next is due is not doubled."""
+        extra: dict[str, Any] = {} if first is None else {"next_run_time": first}
+        self.scheduler.add_job(
+            fn, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True, **extra
+        )
 
 
 ServiceFactory = Callable[[Context], Service]

@@ -1,7 +1,8 @@
-"""Real peers on loopback for the demo, the end-to-end test and its benchmark: an
-Orthanc (the PACS, with its web explorer), a `nadir serve` process, and dcmtk's
-storescu as the modality. Each runs in its own process group and is stopped (and
-its group killed) by `stop()`, so nothing is left running.
+"""Real peers on loopback for the demo, the integration tests and the benchmarks: an
+Orthanc (the PACS, with its web explorer), a `nadir serve` process, dcmtk's storescu
+as the modality, and a private database on the local PostgreSQL. Each process runs
+in its own process group and is stopped (and its group killed) by `stop()`, so
+nothing is left running.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +26,7 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[2]
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")
 
 
@@ -44,7 +47,33 @@ def wait_until(what: str, check: Callable[[], T | None], deadline_s: float, ever
         time.sleep(every)
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+
+
+@contextlib.contextmanager
+def private_postgres_database() -> Iterator[str]:
+    """A database of its own on the local PostgreSQL, dropped afterwards. Yields its URL."""
+    import psycopg
+
+    name = f"nadir_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; then its whole process group."""
     if proc is None:
         return
     if proc.poll() is None:
@@ -115,7 +144,7 @@ class Orthanc:
             return False
 
     def stop(self) -> None:
-        _stop(self.proc, 20)
+        stop_process(self.proc, 20)
         self.proc = None
 
     @property
@@ -170,6 +199,7 @@ class NadirNode:
     settle_seconds: float = 2.0
     workers: int = 1
     database_url: str | None = None
+    rules_file: Path = REPO / "rules" / "routing.yaml"
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -191,7 +221,7 @@ class NadirNode:
             NADIR_STORE__MIN_FREE_BYTES="0",
             NADIR_ASSEMBLY__SETTLE_SECONDS=f"{self.settle_seconds:g}",
             NADIR_ASSEMBLY__SWEEP_INTERVAL_SECONDS="0.2",
-            NADIR_ROUTING__RULES_FILE=str(REPO / "rules" / "routing.yaml"),
+            NADIR_ROUTING__RULES_FILE=str(self.rules_file),
             NADIR_DESTINATIONS__PACS__AE_TITLE="ORTHANC",
             NADIR_DESTINATIONS__PACS__HOST="127.0.0.1",
             NADIR_DESTINATIONS__PACS__PORT=str(self.pacs_port),
@@ -224,7 +254,7 @@ class NadirNode:
         return False
 
     def stop(self) -> None:
-        _stop(self.proc, 40)
+        stop_process(self.proc, 40)
         self.proc = None
 
     def log_text(self) -> str:

@@ -10,7 +10,6 @@ Every call opens and releases its own association; failures raise `QueryError`.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +22,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from daemon.config import Settings
-from daemon.node.requestor import keep_responses
-from daemon.node.scu import Peer, _tls_args
+from daemon.node.scu import NotAssociated, Peer, associate, requestor_ae
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +44,11 @@ class Match:
         return self.values.get(key, "")
 
 
-def _ae(settings: Settings) -> AE:
-    ae = AE(ae_title=settings.node.ae_title)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.node.network_timeout_s
-    return ae
-
-
 def _associate(ae: AE, peer: Peer, settings: Settings, **extra: Any) -> Any:
-    kwargs: dict[str, Any] = {"ae_title": peer.ae_title, "max_pdu": settings.node.max_pdu_length, **extra}
-    tls = _tls_args(peer)
-    if tls is not None:
-        kwargs["tls_args"] = tls
     try:
-        assoc = ae.associate(peer.host, peer.port, **kwargs)
-    except (OSError, ssl.SSLError) as exc:
-        raise QueryError(f"cannot connect to {peer.ae_title}@{peer.host}:{peer.port}: {exc}") from exc
-    if not assoc.is_established:
-        raise QueryError(f"association with {peer.ae_title}@{peer.host}:{peer.port} refused or aborted")
-    keep_responses(assoc)
-    return assoc
+        return associate(ae, peer, settings, **extra)
+    except NotAssociated as exc:
+        raise QueryError(str(exc)) from exc
 
 
 def find(peer: Peer, settings: Settings, level: str, keys: dict[str, str], returned: Iterable[str]) -> list[Match]:
@@ -75,7 +59,7 @@ def find(peer: Peer, settings: Settings, level: str, keys: dict[str, str], retur
         setattr(query, kw, "")
     for kw, value in keys.items():
         setattr(query, kw, value)
-    ae = _ae(settings)
+    ae = requestor_ae(settings)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind, SYNTAXES)
     assoc = _associate(ae, peer, settings)
     out: list[Match] = []
@@ -110,7 +94,7 @@ def get(peer: Peer, settings: Settings, keys: dict[str, str], level: str,
         received.append(ds)
         return 0x0000
 
-    ae = _ae(settings)
+    ae = requestor_ae(settings)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet, SYNTAXES)
     roles = []
     for uid in sop_classes[:100]:

@@ -75,6 +75,36 @@ def _tls_args(peer: Peer) -> tuple[ssl.SSLContext, str] | None:
     return context, peer.host
 
 
+class NotAssociated(Exception):
+    """No association with a peer: unreachable, or it refused or aborted."""
+
+
+def requestor_ae(settings: Settings) -> AE:
+    """Nadir as the requestor: its AE title and network timeouts (contexts to be added)."""
+    ae = AE(ae_title=settings.node.ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.node.network_timeout_s
+    return ae
+
+
+def associate(ae: AE, peer: Peer, settings: Settings, **extra: Any) -> Any:
+    """An established association with `peer` (TLS where its settings ask for it),
+    guarded against pynetdicom losing a response (daemon.node.requestor)."""
+    kwargs: dict[str, Any] = {"ae_title": peer.ae_title, "max_pdu": settings.node.max_pdu_length, **extra}
+    tls = _tls_args(peer)
+    if tls is not None:
+        kwargs["tls_args"] = tls
+    where = f"{peer.ae_title}@{peer.host}:{peer.port}"
+    try:
+        assoc = ae.associate(peer.host, peer.port, **kwargs)
+    except (OSError, ssl.SSLError) as exc:
+        raise NotAssociated(f"cannot connect to {where}: {exc}") from exc
+    if not assoc.is_established:
+        why = "association rejected" if assoc.is_rejected else "association aborted or peer unreachable"
+        raise NotAssociated(f"{why} ({where})")
+    keep_responses(assoc)
+    return assoc
+
+
 @dataclass(frozen=True)
 class _Item:
     row_id: int
@@ -139,25 +169,15 @@ class Sender:
             self._fail(missing, None, "output file missing or unreadable", name)
         if not loaded:
             return 0, True
-        ae = AE(ae_title=self._settings.node.ae_title)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self._settings.node.network_timeout_s
+        ae = requestor_ae(self._settings)
         contexts = {(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for _, ds in loaded}
         for sop_class, syntax in sorted(contexts)[:MAX_CONTEXTS]:
             ae.add_requested_context(sop_class, [syntax])
-        kwargs: dict[str, Any] = {"ae_title": peer.ae_title, "max_pdu": self._settings.node.max_pdu_length}
-        tls = _tls_args(peer)
-        if tls is not None:
-            kwargs["tls_args"] = tls
         try:
-            assoc = ae.associate(peer.host, peer.port, **kwargs)
-        except (OSError, ssl.SSLError) as exc:
-            self._fail([i for i, _ in loaded], None, f"cannot connect to {peer.host}:{peer.port}: {exc}", name)
+            assoc = associate(ae, peer, self._settings)
+        except NotAssociated as exc:
+            self._fail([i for i, _ in loaded], None, str(exc), name)
             return 0, False
-        if not assoc.is_established:
-            why = "association rejected" if assoc.is_rejected else "association aborted or peer unreachable"
-            self._fail([i for i, _ in loaded], None, f"{why} ({peer.ae_title}@{peer.host}:{peer.port})", name)
-            return 0, False
-        keep_responses(assoc)
         try:
             return self._store_all(assoc, peer, loaded), True
         finally:

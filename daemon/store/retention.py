@@ -80,15 +80,7 @@ class RetentionService:
         self._clock = clock
 
     def start(self) -> None:
-        self._ctx.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=RETENTION_INTERVAL_SECONDS,
-            id="retention",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=self._clock(),
-        )
+        self._ctx.every("retention", RETENTION_INTERVAL_SECONDS, self.tick, first=self._clock())
 
     def stop(self) -> None:
         if self._ctx.scheduler.get_job("retention") is not None:

@@ -75,14 +75,7 @@ class AssemblyService:
         self._clock = clock
 
     def start(self) -> None:
-        self._ctx.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self._ctx.settings.assembly.sweep_interval_seconds,
-            id="assembly-sweep",
-            max_instances=1,
-            coalesce=True,
-        )
+        self._ctx.every("assembly-sweep", self._ctx.settings.assembly.sweep_interval_seconds, self.tick)
 
     def stop(self) -> None:
         if self._ctx.scheduler.get_job("assembly-sweep") is not None:

@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 def send_study(tmp_path: Path, node: NadirNode, name: str = "study") -> str:
     uid = generate_uid()
     files = write_study(tmp_path / name, [make_series(uid, positions=[0, 1, 2, 3, 5, 6])])
-    storescu(node.port, files)
+    storescu(files, node.port, "NADIR")
     return uid
 
 

@@ -13,8 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +27,10 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from daemon.demo.peers import free_port, postgres_available, private_postgres_database  # noqa: F401 - the tests' one place
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO_ROOT / ".venv" / "bin" / "python")
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 # -- synthetic studies -------------------------------------------------------------
@@ -125,12 +125,6 @@ def sop_instance_uid(path: Path) -> str:
 
 
 # -- the node as a subprocess ---------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 30.0) -> None:
@@ -262,36 +256,6 @@ def acked_files(output: str) -> list[Path]:
             acked.append(current)
             current = None
     return acked
-
-
-# -- PostgreSQL ---------------------------------------------------------------------------
-
-
-def postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        return False
-
-
-@contextlib.contextmanager
-def private_postgres_database() -> Iterator[str]:
-    """A database of its own for one test run; dropped afterwards. Yields its URL."""
-    import psycopg
-
-    name = f"nadir_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 
 
 # -- kill -9 trials -------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def store(tmp_path: Path) -> Iterator[tuple[Engine, sessionmaker[Session], Spool
     engine.dispose()
 
 
-def put(spool: Spool, recorder: Recorder, path: Path) -> Outcome:
+def put(spool: Spool, recorder: Recorder, path: Path, timeout: float = 120.0) -> Outcome:
     header = read_header(path)
     relative = spool.relative_path(header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
     spool.write_bytes(relative, path.read_bytes())
@@ -56,7 +56,8 @@ def put(spool: Spool, recorder: Recorder, path: Path) -> Outcome:
             header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid,
             header.sop_class_uid, header.transfer_syntax_uid, header.modality, header.patient_id,
             header.accession_number, relative, path.stat().st_size, "TESTSCU",
-        )
+        ),
+        timeout=timeout,
     )
 
 
@@ -186,21 +187,8 @@ def test_a_failing_error_path_never_stops_the_recorder(store, tmp_path: Path, mo
     else:
         assert first is Outcome.STORED
     monkeypatch.setattr(recorder, "exists", Recorder.exists.__get__(recorder))
-    assert put_with_timeout(spool, recorder, files[1]) is Outcome.STORED
+    assert put(spool, recorder, files[1], timeout=5) is Outcome.STORED
 
-
-def put_with_timeout(spool: Spool, recorder: Recorder, path: Path) -> Outcome:
-    header = read_header(path)
-    relative = spool.relative_path(header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
-    spool.write_bytes(relative, path.read_bytes())
-    return recorder.record(
-        InstanceRecord(
-            header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid,
-            header.sop_class_uid, header.transfer_syntax_uid, header.modality, header.patient_id,
-            header.accession_number, relative, path.stat().st_size, "TESTSCU",
-        ),
-        timeout=5,
-    )
 
 
 def test_concurrent_recorders_share_studies_exactly(tmp_path: Path, database_url: str | None) -> None:
