@@ -19,6 +19,7 @@ from daemon import __version__
 # so `nadir assess` never pays for the network stack and vice versa.
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("daemon.commands.serve", "run the DICOM node"),
+    "worker": ("daemon.commands.worker", "run jobs the node sends (jobs.executor: celery)"),
     "check-config": ("daemon.commands.check_config", "validate a settings file and print the effective settings"),
     "ls": ("daemon.commands.ls", "list received studies"),
     "explain": ("daemon.commands.explain", "which routes match a study, condition by condition"),

@@ -232,6 +232,7 @@ class Route:
     fallback: bool = False
     wait_for: WaitFor | None = None
     max_attempts: int | None = None
+    queue: str = "default"  # the job queue a worker consumes (executor celery)
 
 
 @dataclass(frozen=True)

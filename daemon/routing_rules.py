@@ -138,6 +138,8 @@ class RouteSpec(_Model):
     fallback: bool = False
     wait_for: WaitSpec | None = None
     max_attempts: int | None = Field(None, ge=1)
+    # the job queue (executor celery): only `nadir worker --queues` naming it takes its jobs
+    queue: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     enabled: bool = True
 
 
@@ -170,6 +172,7 @@ def _route(spec: RouteSpec) -> r.Route:
         fallback=spec.fallback,
         wait_for=wait,
         max_attempts=spec.max_attempts,
+        queue=spec.queue,
     )
 
 

@@ -25,10 +25,10 @@ def run(args: argparse.Namespace) -> int:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
         logging.getLogger("apscheduler").setLevel(logging.ERROR)  # not "job skipped" notes
-    from daemon.service import build_node
+    from daemon.runtime.daemon import build_daemon
 
     try:
-        node = build_node(settings)
+        node = build_daemon(settings)
     except ConfigError as exc:  # e.g. an invalid routing file
         print(exc, file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
 """Real peers on loopback for the demo, the integration tests and the benchmarks: an
-Orthanc (the PACS, with its web explorer), a `nadir serve` process, dcmtk's storescu
-as the modality, and a private database on the local PostgreSQL. Each process runs
-in its own process group and is stopped (and its group killed) by `stop()`, so
-nothing is left running.
+Orthanc (the PACS, with its web explorer), a `nadir serve` process and dcmtk's storescu
+as the modality (private PostgreSQL and RabbitMQ servers: daemon.demo.private_servers).
+Each process runs in its own process group and is stopped (and its group killed) by
+`stop()`, so nothing is left running.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +25,6 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[2]
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")
 
 
@@ -45,31 +43,6 @@ def wait_until(what: str, check: Callable[[], T | None], deadline_s: float, ever
         if time.monotonic() > end:
             raise TimeoutError(f"timed out after {deadline_s:g} s waiting for {what}")
         time.sleep(every)
-
-
-def postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        return False
-
-
-@contextlib.contextmanager
-def private_postgres_database() -> Iterator[str]:
-    """A database of its own on the local PostgreSQL, dropped afterwards. Yields its URL."""
-    import psycopg
-
-    name = f"nadir_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:

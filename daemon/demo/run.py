@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pydicom
 
+from daemon.config import ReportSettings
 from daemon.demo.peers import NadirNode, Orthanc, storescu, wait_until
 from daemon.demo.response_patient import DemoStudy, write_negative_cases, write_timepoints
 from daemon.demo.sr_table import SrSummary, summarize, table
-from daemon.report.settings import ReportSettings
 from daemon.web.ohif import ViewerNotInstalledError, ViewerServer, start_viewer
 
 log = logging.getLogger(__name__)

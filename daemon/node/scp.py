@@ -18,10 +18,8 @@ committed only after the directory's fsync returned. Statuses (PS3.4 B.2.3):
 Callers not in `node.allowed_calling_aes` are rejected at association. Each
 association's threads wait for work instead of polling for it (daemon.node.reactor).
 
-With `node.receivers` > 1 (the default is 1: see daemon.node.receivers), that many processes listen on the
-port (SO_REUSEPORT): this one and children started by `StoreSCP` (see
-`daemon.node.receivers`), each with the same handler and its own recorder; the
-node's other services run in this process only.
+`listen` starts a listener; with `share_port` several processes listen on the port
+(SO_REUSEPORT): `daemon.runtime.receiving` runs them.
 """
 
 from __future__ import annotations
@@ -45,13 +43,9 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
-from daemon.config import NodeSettings, Settings, TlsSettings
+from daemon.config import NodeSettings, TlsSettings
 from daemon.node.reactor import request_handler
-from daemon.node.receivers import ChildProcesses, ensure_port_free
-from daemon.service import Context
-from daemon.store.db import make_engine
 from daemon.store.header import Header, MissingUid, UnreadableInstance, read_header
-from daemon.store.reconcile import adopt_orphans, mark_running, mark_stopped
 from daemon.store.recorder import InstanceRecord, NotDurable, Outcome, Recorder
 from daemon.store.spool import Spool
 
@@ -272,75 +266,6 @@ def listen(node: NodeSettings, handler: StoreHandler, share_port: bool) -> Threa
     return server
 
 
-def run_receiver(settings: Settings, index: int, stop: threading.Event) -> None:
-    """A child receiving process (see daemon.node.receivers): listen until `stop`."""
-    engine = make_engine(settings.store.effective_database_url)
-    recorder = Recorder(engine)
-    recorder.start()
-    spool = Spool(settings.store.spool_dir)  # prepared by the node's process; never cleared here
-    handler = StoreHandler(spool, recorder, settings.store.min_free_bytes, settings.node.max_associations)
-    server = listen(settings.node, handler, share_port=True)
-    log.info("receiving process %d (pid %d) listening", index + 1, os.getpid())
-    stop.wait()
-    server.shutdown()
-    handler.close()
-    recorder.stop()
-    engine.dispose()
-
-
-class StoreSCP:
-    """The listening node as a service (see daemon.service): its own process listens,
-    and with `node.receivers` > 1 so do that many - 1 child processes."""
-
-    name = "store-scp"
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.recorder = Recorder(ctx.engine)
-        store = ctx.settings.store
-        self.handler = StoreHandler(
-            ctx.spool, self.recorder, store.min_free_bytes, ctx.settings.node.max_associations
-        )
-        self._server: ThreadedAssociationServer | None = None
-        self.children: ChildProcesses | None = None
-
-    def start(self) -> None:
-        node = self.ctx.settings.node
-        if not node.allowed_calling_aes:
-            log.warning(
-                "node.allowed_calling_aes is empty: any calling AE may store instances "
-                "(set NADIR_NODE__ALLOWED_CALLING_AES to restrict)"
-            )
-        ensure_port_free(node.host, node.port)  # before anything: another node may run here
-        self.recorder.start()
-        if mark_running(self.ctx.spool):
-            log.warning("the previous run did not stop cleanly; checking the spool")
-            adopt_orphans(self.ctx.spool, self.recorder, self.ctx.sessions)
-        share = node.receivers > 1
-        self._server = listen(node, self.handler, share_port=share)
-        if share:
-            self.children = ChildProcesses(
-                "receiver", run_receiver, (self.ctx.settings,), node.receivers - 1
-            )
-            self.children.start()
-        log.info(
-            "listening as %s on %s:%d%s (%d receiving process%s)", node.ae_title, node.host,
-            node.port, " (TLS)" if node.tls is not None else "", node.receivers,
-            "es" if node.receivers > 1 else "",
-        )
-
-    def stop(self) -> None:
-        if self.children is not None:
-            self.children.stop()
-            self.children = None
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
-        self.handler.close()
-        self.recorder.stop()
-        mark_stopped(self.ctx.spool)
-
-
 def _reject(sop_uid: str, calling_ae: str, status: int, reason: str) -> int:
     log.warning("instance %s from AE %s rejected (0x%04X): %s", sop_uid, calling_ae, status, reason)
     return status
@@ -373,3 +298,12 @@ def _on_aborted(event: evt.Event) -> None:
 
 def _on_released(event: evt.Event) -> None:
     log.info("association from %s released", _peer(event))
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise OSError if something listens on `port` already. Sockets sharing a port
+    with SO_REUSEPORT would otherwise silently share it with another node."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+        probe.bind((host, port))

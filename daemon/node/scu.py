@@ -6,14 +6,13 @@ is SENT only on a success or warning status; any other outcome (association
 refused, peer away, failure status, no response) is a failed attempt: the row
 waits an exponential, jittered, capped backoff, and becomes a dead letter once the
 next attempt would fall past `outbox.max_age_seconds`. Every attempt and its
-status is recorded. `OutboxService` runs it on a thread of the node.
+status is recorded. `daemon.runtime.sender` runs it on a thread of the node.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -204,38 +203,3 @@ class Sender:
             else:
                 self._fail([item], status, f"C-STORE failed with status 0x{status:04X}", peer.name)
         return sent
-
-
-class OutboxService:
-    """Runs `Sender.send_due` every `outbox.poll_seconds` on its own thread."""
-
-    name = "outbox"
-
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
-        self._sender = Sender(settings, sessions)
-        self._interval = settings.outbox.poll_seconds
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        """New rows are due: send now rather than at the next poll."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                while self._sender.send_due() and not self._stop.is_set():
-                    pass
-            except Exception:
-                log.exception("outbox: sending pass failed")
-            self._wake.wait(self._interval)
-            self._wake.clear()

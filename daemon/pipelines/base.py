@@ -2,8 +2,9 @@
 
 A pipeline is a callable `(PipelineInput) -> list[Dataset]`. It reads only the files
 it is given and returns DICOM datasets (SR, SEG, SC...) for the outbox; it never
-touches the database or the network, so it runs the same in a local worker
-process or on a remote worker (Celery) later.
+touches the database or the network: what it needs of them (a patient's priors)
+comes through the interface in `PipelineInput.priors`, which the runtime provides.
+So it runs the same in a local worker process, on a Celery worker, or in a test.
 
 Pipelines are found by name: the built-in ones below, or `package.module:function`
 for a site's (or a test's) own pipeline importable on the worker.
@@ -20,8 +21,11 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from daemon import __version__
-from daemon.config import Settings
+from daemon.config import ReportSettings
+from daemon.pipelines.priors import NO_PRIORS, PriorsSource
 from daemon.report.uids import uid_from
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
 
 class PipelineError(Exception):
@@ -40,8 +44,11 @@ class PipelineInput:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     revision: int = 1
     software_version: str = __version__
-    # the node's settings, for a pipeline that looks up priors (database, PACS); None in pure runs
-    settings: Settings | None = None
+    # provided by the runtime: the patient's earlier timepoints (none in a pure run),
+    # the node's report settings, and the folder of the criteria's rules files
+    priors: PriorsSource = NO_PRIORS
+    report: ReportSettings = field(default_factory=ReportSettings)
+    rules_dir: Path = RULES_DIR
 
     def uid(self, *parts: str) -> str:
         """A UID determined by the study, the route, the software version and `parts`.

@@ -18,7 +18,7 @@ Parameters (route `parameters:`), all optional:
   register_priors: register the latest prior onto the study for tracking when its images are
       still in the spool (default true; otherwise positions are compared as they are)
   language: en | fr
-  rules_dir: folder of rano_bm.yaml (default: the folder of the routing rules)
+  rules_dir: folder of rano_bm.yaml (default: the one the runtime provides, the routing rules' folder)
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydicom.dataset import Dataset
 
 from daemon import __version__
-from daemon.config import Settings
 from daemon.findings import Lesion, LesionKind, Timepoint
 from daemon.imaging.loader import ScanResult, read_header, scan
 from daemon.imaging.messy import SeriesRefused
@@ -46,9 +45,9 @@ from daemon.measure.tracking import PriorTimepoint, TrackingResult, track
 from daemon.pipelines import brain_mets_response as response
 from daemon.pipelines import priors as prior_lookup
 from daemon.pipelines.base import PipelineError, PipelineInput
+from daemon.pipelines.priors import PriorsSource
 from daemon.report.bundle import build_report
 from daemon.report.inputs import ModelInfo, Outcome, ReportRequest
-from daemon.report.settings import ReportSettings
 from daemon.report.uids import lesion_uid
 from daemon.segment import ModelError, load_model, segment
 from daemon.volume import Code, LesionMask, SegmentLabel, Volume
@@ -87,11 +86,7 @@ def model_dir(name: str) -> Path:
 
 
 def rules_dir(inp: PipelineInput, params: Params) -> Path:
-    if params.rules_dir is not None:
-        return params.rules_dir
-    if inp.settings is not None:
-        return inp.settings.routing.rules_file.parent
-    return REPO / "rules"
+    return params.rules_dir if params.rules_dir is not None else inp.rules_dir
 
 
 def _study_date(ds: Dataset) -> date | None:
@@ -123,12 +118,12 @@ def _relabel(volume: Volume, measured: list[MeasuredLesion], lesions: tuple[Lesi
     return LesionMask(volume=volume, labels=labels, label_info=tuple(info)), tuple(out)
 
 
-def _alignments(settings: Settings | None, priors: prior_lookup.Priors, volume: Volume, register: bool) -> list[Alignment]:
+def _alignments(source: PriorsSource, priors: prior_lookup.Priors, volume: Volume, register: bool) -> list[Alignment]:
     """The latest prior registered onto this study when its images are still in the spool; the others as they are."""
     none = identity(AlignmentMethod.NONE, "positions compared as they are (prior images not registered)")
     out = [none] * len(priors.timepoints)
     if register and priors.series:
-        prior = prior_lookup.prior_volume(settings, priors.series[-1])
+        prior = source.prior_volume(priors.series[-1])
         if prior is not None:
             out[-1] = align(prior, volume)
             log.info("latest prior registered: %s, %.1f deg, %.1f mm", out[-1].method, out[-1].rotation_deg,
@@ -150,7 +145,7 @@ def _track(measured: list[MeasuredLesion], volume: Volume, history: tuple[Timepo
 
 def _report(inp: PipelineInput, params: Params, req: ReportRequest) -> list[Dataset]:
     # the node's report settings (series numbers, descriptions, language...); a route may set the language
-    settings = inp.settings.report if inp.settings is not None else ReportSettings()
+    settings = inp.report
     if params.language:
         settings = settings.model_copy(update={"language": params.language})
     return build_report(req, settings).datasets()
@@ -191,8 +186,8 @@ def run(inp: PipelineInput) -> list[Dataset]:
     info = ModelInfo(m.name, m.version, m.sha256)
     measured = measure_mask(volume, segment(volume, model), MeasureOptions(quantity="signal", intensity_statistics=False))
     req = prior_lookup.Request(inp.route, str(sources[0].get("PatientID", "")), inp.study_instance_uid,
-                               _study_date(sources[0]), params.priors_from, ReportSettings().sr_series_number)
-    priors = prior_lookup.find_priors(inp.settings, req)
+                               _study_date(sources[0]), params.priors_from, inp.report.sr_series_number)
+    priors = inp.priors.find(req)
     if not measured and not priors.timepoints:
         return _empty(inp, params, sources, Outcome.NO_LESION,
                       f"the model {m.name} {m.version} found no lesion in the series", info, volume)
@@ -206,7 +201,7 @@ def _follow(inp: PipelineInput, params: Params, req: prior_lookup.Request, prior
     volume, sources, info = image
     rano = response.load_params(rules_dir(inp, params))
     kinds = response.baseline_kinds(rano, measured, volume) if not priors.timepoints else None
-    alignments = _alignments(inp.settings, priors, volume, params.register_priors)
+    alignments = _alignments(inp.priors, priors, volume, params.register_priors)
     tracked = _track(measured, volume, priors.timepoints, req, kinds or [], alignments)
     mask, lesions = _relabel(volume, measured, tracked.lesions)
     current = Timepoint(inp.study_instance_uid, req.study_date, lesions, context={"priors": priors.note})
@@ -220,7 +215,7 @@ def _follow(inp: PipelineInput, params: Params, req: prior_lookup.Request, prior
     )
     datasets = _report(inp, params, report)
     sr = next(ds for ds in datasets if ds.Modality == "SR")
-    prior_lookup.record(inp.settings, req, current, series_uid, (str(sr.SeriesInstanceUID), str(sr.SOPInstanceUID)))
+    inp.priors.record(req, current, series_uid, (str(sr.SeriesInstanceUID), str(sr.SOPInstanceUID)))
     log.info("study %s: %d lesion(s), RANO-BM %s (priors: %s)", inp.study_instance_uid, len(lesions),
              assessment.category if assessment else "not assessed", priors.source)
     return datasets

@@ -13,12 +13,12 @@ import highdicom as hd
 from pydicom.dataset import Dataset
 
 from daemon import __version__
+from daemon.config import ReportSettings
 from daemon.report import keyimages
 from daemon.report.inputs import Outcome, ReportRequest
 from daemon.report.kos import KosIdentity, build_kos
 from daemon.report.sc import ScIdentity, build_scs
 from daemon.report.seg import SegIdentity, SegResult, build_seg
-from daemon.report.settings import ReportSettings
 from daemon.report.sr import SrIdentity, build_sr, device_observer
 from daemon.report.text import Impression, render_impression
 from daemon.report.uids import series_uid, sop_uid

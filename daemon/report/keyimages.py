@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from daemon.config import ReportSettings
 from daemon.findings import Lesion, LesionKind
 from daemon.report.inputs import ReportRequest
 from daemon.report.render import (
@@ -17,7 +18,6 @@ from daemon.report.render import (
     trend_series,
 )
 from daemon.report.sc import KeyImage, orientation_letters
-from daemon.report.settings import ReportSettings
 from daemon.report.text import Impression, category_label, key_numbers
 
 WORDS = {

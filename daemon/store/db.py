@@ -6,8 +6,12 @@ Every table of every part (studies, instances, jobs, outbox...) derives from
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+import logging
+
+from sqlalchemy import Column, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -44,3 +48,33 @@ def create_schema(engine: Engine) -> None:
     import daemon.store.outbox  # noqa: F401
 
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Columns added by a later version to an existing table (each nullable or with a
+    server default, so old rows stay valid): ALTER TABLE ... ADD COLUMN. Returns them."""
+    existing = inspect(engine)
+    added = []
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {_ddl(column, engine)}"))
+                    added.append(f"{table.name}.{column.name}")
+    if added:
+        log.info("database schema: added column(s) %s", ", ".join(added))
+    return added
+
+
+def _ddl(column: Column, engine: Engine) -> str:  # type: ignore[type-arg]
+    if not column.nullable and column.server_default is None:
+        raise RuntimeError(f"column {column.table.name}.{column.name} cannot be added to existing rows")
+    ddl = f"{column.name} {column.type.compile(dialect=engine.dialect)}"
+    default = getattr(column.server_default, "arg", None)
+    if default is not None:
+        ddl += f" DEFAULT '{default}'" if isinstance(default, str) else f" DEFAULT {default}"
+    return ddl

@@ -8,7 +8,11 @@ whose worker died (kill -9) has a lease that expires; any worker then claims it
 again, counting the attempt. Past the job's maximum attempts it is FAILED.
 
 Nothing here assumes the worker is in this process: a remote worker (Celery)
-calls the same `claim`/`heartbeat`/`complete`/`fail` against the same database.
+calls the same `claim`/`heartbeat`/`mark_done`/`fail` against the same database.
+With the Celery executor, `dispatchable` lists the due jobs whose message is still
+to be sent (never sent, sent before the job became due again, or sent too long ago)
+and `mark_dispatched` records the sending; a message is only a wake-up, the row
+decides whether a worker runs the job.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from daemon.store.db import Base
 
 UID_LENGTH = 64
+DEFAULT_QUEUE = "default"
 
 
 class JobState(enum.StrEnum):
@@ -74,6 +79,10 @@ class Job(Base):
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     outputs: Mapped[int] = mapped_column(Integer, default=0)
+    # the route's queue (Celery executor: only workers consuming it take the job)
+    queue: Mapped[str] = mapped_column(String(64), default=DEFAULT_QUEUE, server_default=DEFAULT_QUEUE)
+    # when its message was last put on the broker (Celery executor); None: never
+    dispatched: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 def utc(moment: datetime) -> datetime:
@@ -91,6 +100,7 @@ class NewJob:
     destinations: Sequence[str]
     max_attempts: int
     study_id: int | None = None
+    queue: str = DEFAULT_QUEUE
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ def enqueue(session: Session, job: NewJob, now: datetime) -> bool:
             state=JobState.QUEUED,
             attempts=0,
             max_attempts=job.max_attempts,
+            queue=job.queue,
             created=now,
             updated=now,
             not_before=now,
@@ -146,15 +157,18 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-def claim(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int = 5) -> ClaimedJob | None:
-    """Take the oldest due job (or one whose lease expired); commits. None when none."""
-    candidates = session.scalars(
-        select(Job.id).where(_claimable(now)).order_by(Job.not_before, Job.id).limit(limit)
-    ).all()
-    for job_id in candidates:
+def claim(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int = 5,
+          job_id: int | None = None) -> ClaimedJob | None:
+    """Take the oldest due job (or one whose lease expired), or only `job_id`; commits.
+    None when none is due."""
+    query = select(Job.id).where(_claimable(now))
+    if job_id is not None:
+        query = query.where(Job.id == job_id)
+    candidates = session.scalars(query.order_by(Job.not_before, Job.id).limit(limit)).all()
+    for candidate in candidates:
         result = session.execute(
             update(Job)
-            .where(Job.id == job_id, _claimable(now))
+            .where(Job.id == candidate, _claimable(now))
             .values(
                 state=JobState.RUNNING,
                 attempts=Job.attempts + 1,
@@ -167,7 +181,7 @@ def claim(session: Session, owner: str, now: datetime, lease_seconds: float, lim
         session.commit()
         if result.rowcount != 1:  # type: ignore[attr-defined]
             continue  # another worker took it
-        job = session.get(Job, job_id, populate_existing=True)
+        job = session.get(Job, candidate, populate_existing=True)
         assert job is not None
         if job.attempts > job.max_attempts:
             _finish_failed(session, job, owner, now, f"gave up after {job.max_attempts} attempt(s); the last worker stopped without finishing (lease expired)")
@@ -177,6 +191,27 @@ def claim(session: Session, owner: str, now: datetime, lease_seconds: float, lim
             dict(job.parameters), tuple(job.destinations), job.attempts, owner,
         )
     return None
+
+
+def dispatchable(session: Session, now: datetime, redispatch_seconds: float, limit: int = 100) -> list[tuple[int, str]]:
+    """(id, queue) of the due jobs whose message is to be sent, oldest first."""
+    stale = now - timedelta(seconds=redispatch_seconds)
+    unsent = or_(
+        Job.dispatched.is_(None),
+        Job.dispatched < stale,
+        and_(Job.state.in_([JobState.QUEUED, JobState.RETRYING]), Job.dispatched < Job.not_before),
+        and_(Job.state == JobState.RUNNING, Job.dispatched < Job.lease_expires),
+    )
+    rows = session.execute(
+        select(Job.id, Job.queue).where(_claimable(now), unsent).order_by(Job.not_before, Job.id).limit(limit)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def mark_dispatched(session: Session, job_id: int, now: datetime) -> None:
+    """Record that the job's message was sent; commits."""
+    session.execute(update(Job).where(Job.id == job_id).values(dispatched=now))
+    session.commit()
 
 
 def _finish_failed(session: Session, job: Job, owner: str, now: datetime, error: str) -> None:
@@ -291,4 +326,5 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "outputs": job.outputs,
         "error": job.error,
         "destinations": list(job.destinations),
+        "queue": job.queue,
     }

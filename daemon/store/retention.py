@@ -1,6 +1,7 @@
 """Retention: remove the rows and spool files of finished studies after their time.
 
-It also removes what aborted transfers left in the spool's tmp/.
+`daemon.runtime.retention` runs `purge` hourly, and also removes what aborted
+transfers left in the spool's tmp/.
 Only studies in a finished state (`models.FINISHED_STATES`) whose last instance
 and last state change are older than `store.retention_days` are removed; a study
 with work pending (RECEIVING, READY, PROCESSING, FAILED) is never touched. A row
@@ -11,24 +12,16 @@ the database refuse the delete, and the study is kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.service import Context
 from daemon.store.models import FINISHED_STATES, Instance, Study
-from daemon.store.recorder import utcnow
 from daemon.store.spool import Spool
 
 log = logging.getLogger(__name__)
-
-RETENTION_INTERVAL_SECONDS = 3600.0
-# a file in the spool's tmp/ untouched this long belongs to an aborted transfer
-STALE_TMP_SECONDS = 3600.0
-
 
 def expired_studies(session: Session, cutoff: datetime) -> list[tuple[int, str]]:
     rows = session.execute(
@@ -70,29 +63,3 @@ def purge(sessions: sessionmaker[Session], spool: Spool, now: datetime, days: fl
         removed += 1
         log.info("retention removed study %s (%d instances)", uid, len(paths))
     return removed
-
-
-class RetentionService:
-    name = "retention"
-
-    def __init__(self, ctx: Context, clock: Callable[[], datetime] = utcnow) -> None:
-        self._ctx = ctx
-        self._clock = clock
-
-    def start(self) -> None:
-        self._ctx.every("retention", RETENTION_INTERVAL_SECONDS, self.tick, first=self._clock())
-
-    def stop(self) -> None:
-        if self._ctx.scheduler.get_job("retention") is not None:
-            self._ctx.scheduler.remove_job("retention")
-
-    def tick(self) -> None:
-        store = self._ctx.settings.store
-        stale_after = max(STALE_TMP_SECONDS, 2 * self._ctx.settings.node.network_timeout_s)
-        try:
-            removed = self._ctx.spool.clear_stale_tmp(stale_after)
-            if removed:
-                log.info("removed %d file(s) of aborted transfers from the spool's tmp/", removed)
-            purge(self._ctx.sessions, self._ctx.spool, self._clock(), store.retention_days)
-        except Exception:
-            log.exception("retention run failed")

@@ -1,4 +1,4 @@
-"""Fixtures of the job and outbox tests: a database on SQLite and on PostgreSQL."""
+"""Fixtures of the job and outbox tests: a database on SQLite and on (private) PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import Engine
 
 from daemon.store.db import create_schema, make_engine
-from jobs.harness import postgres_available, private_postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -17,10 +16,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'nadir.db'}"
         return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (database test)")
-    with private_postgres_database() as url:
-        yield url
+    yield request.getfixturevalue("postgres_url")  # a database on the session's private cluster
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -18,8 +19,6 @@ from sqlalchemy import Engine, select
 from daemon.demo import peers
 from daemon.demo.peers import (  # noqa: F401 - re-exported
     free_port,
-    postgres_available,
-    private_postgres_database,
     storescu,
     wait_until,
 )
@@ -133,3 +132,41 @@ def outbox_states(node: NadirNode) -> list[str]:
     from daemon.store.outbox import OutboxRow
 
     return [row[0] for row in node.scalars(select(OutboxRow.state))]
+
+
+@dataclass
+class Worker:
+    """`nadir worker` (executor celery) with the node's environment, in its own process group."""
+
+    env: dict[str, str]
+    log_path: Path
+    concurrency: int = 1
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [PYTHON, "-m", "daemon.cli", "worker", "--concurrency", str(self.concurrency)],
+                cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return self
+
+    def child_pids(self) -> set[int]:
+        assert self.proc is not None
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return {int(p) for p in out.split()}
+
+    def kill9(self) -> None:
+        """SIGKILL the worker and its children at once, as a crash or an OOM kill would."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.proc = None
+
+    def stop(self) -> None:
+        peers.stop_process(self.proc, 40)
+        self.proc = None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

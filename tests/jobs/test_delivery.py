@@ -5,7 +5,6 @@ resent), and across kill -9 of the daemon while a job runs and while sending."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,6 @@ from jobs.harness import (
     free_port,
     job_states,
     outbox_states,
-    postgres_available,
-    private_postgres_database,
     storescu,
     wait_until,
 )
@@ -62,14 +59,11 @@ def pacs(tmp_path: Path) -> Orthanc:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_qa_report_arrives_once_and_rules_reload(tmp_path: Path, pacs: Orthanc, backend: str) -> None:
-    with contextlib.ExitStack() as stack:
-        url = None
-        if backend == "postgresql":
-            if not postgres_available():
-                pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (database test)")
-            url = stack.enter_context(private_postgres_database())
-        run_qa_report_and_reload(tmp_path, pacs, url)
+def test_qa_report_arrives_once_and_rules_reload(
+    request: pytest.FixtureRequest, tmp_path: Path, pacs: Orthanc, backend: str
+) -> None:
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    run_qa_report_and_reload(tmp_path, pacs, url)
 
 
 def run_qa_report_and_reload(tmp_path: Path, pacs: Orthanc, url: str | None) -> None:

@@ -147,3 +147,54 @@ def test_purge_sent_outputs(engine: Engine, tmp_path: Path) -> None:
         ob.record_success(s, ids[("1.9.1", "viewer")], T0, 0)
         assert ob.purge_sent(s, tmp_path, T0 + timedelta(days=30)) == 1
         assert not (root / "s" / "old.dcm").exists() and (root / "s" / "new.dcm").exists()
+
+
+def test_dispatch_sends_each_due_job_once_until_it_is_due_again(engine: Engine) -> None:
+    """Celery executor: a job's message is sent when it becomes due, again only when it is
+    due again (a failed attempt's retry, an expired lease) or after `redispatch_seconds`."""
+    sessions = make_sessionmaker(engine)
+    with sessions() as s:
+        js.enqueue(s, new_job(max_attempts=3), T0)
+        js.enqueue(s, js.NewJob("1.2.4", 1, "gpu-route", "qa_report", {}, ("pacs",), 3, queue="gpu"), T0)
+        s.commit()
+        due = js.dispatchable(s, T0, redispatch_seconds=600)
+        assert [q for _, q in due] == ["default", "gpu"]
+        first = due[0][0]
+        for job_id, _ in due:
+            js.mark_dispatched(s, job_id, T0)
+        assert js.dispatchable(s, T0 + timedelta(seconds=1), 600) == []
+        # a worker takes the job named by the message, and only that one
+        claimed = js.claim(s, "w1", T0 + timedelta(seconds=2), lease_seconds=60, job_id=first)
+        assert claimed is not None and claimed.id == first
+        assert js.claim(s, "w2", T0 + timedelta(seconds=2), 60, job_id=first) is None  # held
+        assert js.fail(s, first, "w1", T0 + timedelta(seconds=3), "boom", retry_delay_seconds=10) is js.JobState.RETRYING
+        assert js.dispatchable(s, T0 + timedelta(seconds=5), 600) == []  # not due yet
+        assert [i for i, _ in js.dispatchable(s, T0 + timedelta(seconds=14), 600)] == [first]
+        js.mark_dispatched(s, first, T0 + timedelta(seconds=14))
+        assert js.claim(s, "w1", T0 + timedelta(seconds=15), 60, job_id=first) is not None
+        # its worker dies: due again when the lease expires, not before
+        assert js.dispatchable(s, T0 + timedelta(seconds=60), 600) == []
+        assert [i for i, _ in js.dispatchable(s, T0 + timedelta(seconds=76), 600)] == [first]
+        # a message lost by the broker: sent again after redispatch_seconds
+        assert sorted(i for i, _ in js.dispatchable(s, T0 + timedelta(seconds=700), 600)) == [first, due[1][0]]
+
+
+def test_a_column_added_by_a_later_version_is_added_to_an_existing_table(tmp_path: Path) -> None:
+    from sqlalchemy import inspect, text
+
+    from daemon.store.db import create_schema, make_engine
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    create_schema(eng)
+    with eng.begin() as conn:  # as a database of the previous version: no queue, no dispatched
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN queue"))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN dispatched"))
+        conn.execute(text("INSERT INTO jobs (study_instance_uid, revision, route, pipeline, parameters, destinations,"
+                          " state, attempts, max_attempts, created, updated, not_before, outputs)"
+                          " VALUES ('1.2', 1, 'r', 'qa_report', '{}', '[]', 'QUEUED', 0, 3,"
+                          " '2026-01-01', '2026-01-01', '2026-01-01', 0)"))
+    create_schema(eng)
+    assert {"queue", "dispatched"} <= {c["name"] for c in inspect(eng).get_columns("jobs")}
+    with make_sessionmaker(eng)() as s:
+        assert s.scalar(select(js.Job.queue)) == "default"
+    eng.dispose()

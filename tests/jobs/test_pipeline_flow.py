@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from daemon.config import Settings
-from daemon.router import finish_studies, route_study
 from daemon.routing_rules import RulesHolder
-from daemon.service import build_context
+from daemon.runtime.context import build_context
+from daemon.runtime.execution import work_loop
+from daemon.runtime.router import finish_studies, route_study
 from daemon.store import jobs as js
 from daemon.store import outbox as ob
 from daemon.store.models import Instance, Study, StudyState
-from daemon.worker import work_loop
 from jobs.studies import make_series, write_study
 
 RULES = """\

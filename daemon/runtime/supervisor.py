@@ -1,28 +1,13 @@
-"""Receiving processes besides the node's own: started, watched, stopped with it.
+"""The one process supervisor: child processes that die with the node and are restarted.
 
-Python runs one thread at a time per process, so one process receives at about
-the speed of one core however many associations arrive at once. `node.receivers`
-> 1 starts that many receiving processes in all: the node's own process and
-`receivers - 1` children, each listening on the same port with SO_REUSEPORT (the
-kernel spreads new connections over them), each with its own database
-connections and recorder. Everything else (sweeper, router, job workers, outbox
-sender, retention, the reconciliation at start) stays in the node's process.
-
-A child never outlives the node: it asks the kernel for SIGKILL when its parent
+Receiving processes (`runtime.receiving`), local job workers (`runtime.local_executor`)
+and `nadir worker`'s Celery workers (`runtime.celery_worker`) are all `ChildProcesses`.
+A child never outlives its parent: it asks the kernel for SIGKILL when its parent
 dies (PR_SET_PDEATHSIG, so also after `kill -9` of the node), and checks at start
-that the parent that spawned it is still there. It stops on SIGTERM (the node's
-stop) and ignores SIGINT (a Ctrl-C in a terminal reaches the node, which stops
-the children). A child that dies is restarted.
-
-The default is 1 on purpose. Measured on the 2-core development machine (with
-the senders on the same cores), 2 processes gave no clear gain, and with 10
-concurrent associations they made a rare stall more frequent: an instance is
-stored and recorded, its C-STORE response reaches the sender's process, and the
-sender still waits out its DIMSE timeout. That was the bench's pynetdicom
-sender losing the response to its own reactor thread (a race in pynetdicom's
-requestor, worked around in bench/receive.py; seen with every receiver, never
-with dcmtk storescu as the sender); more processes on the same cores only
-starved the senders more. Raise it on a machine with more cores.
+that the parent that spawned it is still there. It stops on SIGTERM (the parent's
+stop: `target` gets an Event that is set then) and ignores SIGINT (a Ctrl-C in a
+terminal reaches the parent, which stops the children). A child that dies is
+restarted after `RESTART_DELAY_S`.
 """
 
 from __future__ import annotations
@@ -33,7 +18,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -61,23 +45,15 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def ensure_port_free(host: str, port: int) -> None:
-    """Raise OSError if something listens on `port` already. Sockets sharing a port
-    with SO_REUSEPORT would otherwise silently share it with another node."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
-        probe.bind((host, port))
-
-
 def _child_main(target: ChildTarget, args: tuple[Any, ...], parent_pid: int, log_level: int) -> None:
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[%(processName)s]: %(message)s")
     if log_level > logging.DEBUG:
-        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        for noisy in ("pynetdicom", "highdicom"):  # highdicom: one line per copied module
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     target(*args, stop)
 
 

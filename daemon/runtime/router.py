@@ -28,17 +28,14 @@ from sqlalchemy.orm import Session
 
 from daemon.routing import Decision, Outcome, decide
 from daemon.routing_rules import RulesHolder
-from daemon.service import TOPIC_STUDY_READY, Context
+from daemon.runtime.bus import JobsQueued, StudyReady, Topic
+from daemon.runtime.context import Context
 from daemon.store import jobs as jobstore
 from daemon.store.models import Study, StudyState
 from daemon.store.outbox import OutboxRow, OutboxState, purge_sent
 from daemon.store.summary import summary_of_stored
 
 log = logging.getLogger(__name__)
-
-TOPIC_JOBS_QUEUED = "jobs.queued"  # payload: the study UID
-TOPIC_OUTPUTS_READY = "outbox.ready"  # payload: None
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -70,13 +67,13 @@ def route_study(ctx: Context, holder: RulesHolder, study_id: int, now: datetime)
                 jobstore.NewJob(
                     study.study_instance_uid, study.revision, route.name, route.pipeline,
                     dict(route.parameters), route.destinations,
-                    route.max_attempts or ctx.settings.jobs.max_attempts, study.id,
+                    route.max_attempts or ctx.settings.jobs.max_attempts, study.id, route.queue,
                 ),
                 now,
             )
         session.commit()
     if matching:
-        ctx.bus.publish(TOPIC_JOBS_QUEUED, summary.study_instance_uid)
+        ctx.bus.publish(Topic.JOBS_QUEUED, JobsQueued(summary.study_instance_uid))
     for result in decision.results:
         if result.outcome in (Outcome.RUN_AFTER_TIMEOUT, Outcome.SKIPPED_AFTER_TIMEOUT):
             log.info("study %s route %s: %s", summary.study_instance_uid, result.route.name, result.reason)
@@ -146,8 +143,10 @@ class RouterService:
         self._previous_hup: Any = None
         log.info("routing rules from %s: %d route(s)", self.holder.path, len(self.holder.rules.routes))
 
+    def on_study_ready(self, _ready: StudyReady) -> None:
+        self._wake.set()
+
     def start(self) -> None:
-        self._ctx.bus.subscribe(TOPIC_STUDY_READY, lambda _payload: self._wake.set())
         if threading.current_thread() is threading.main_thread():
             self._previous_hup = signal.signal(signal.SIGHUP, self._on_hup)
         self._thread.start()
@@ -166,8 +165,7 @@ class RouterService:
             log.info("removed %d sent output(s) older than %g day(s)", removed, self._ctx.settings.store.retention_days)
 
     def stop(self) -> None:
-        if self._ctx.scheduler.get_job("outbox-purge") is not None:
-            self._ctx.scheduler.remove_job("outbox-purge")
+        self._ctx.cancel("outbox-purge")
         self._stop.set()
         self._wake.set()
         self._thread.join()
@@ -203,23 +201,3 @@ class RouterService:
         for study_id in ready:
             route_study(self._ctx, self.holder, study_id, now)
         finish_studies(self._ctx, now)
-
-
-def make_router(ctx: Context) -> RouterService:
-    return RouterService(ctx)
-
-
-def make_workers(ctx: Context) -> Any:
-    from daemon.worker import WorkerPool
-
-    pool = WorkerPool(ctx.settings, on_outputs=lambda: ctx.bus.publish(TOPIC_OUTPUTS_READY, None))
-    ctx.bus.subscribe(TOPIC_JOBS_QUEUED, lambda _uid: pool.wake())
-    return pool
-
-
-def make_sender(ctx: Context) -> Any:
-    from daemon.node.scu import OutboxService
-
-    service = OutboxService(ctx.settings, ctx.sessions)
-    ctx.bus.subscribe(TOPIC_OUTPUTS_READY, lambda _payload: service.wake())
-    return service

@@ -1,31 +1,24 @@
-"""Job workers: claim a job, run its pipeline, record the outputs in the outbox.
+"""Job execution: claim a job, run its pipeline, record the outputs in the outbox.
 
-`execute(settings, job)` is the whole of a job's work and assumes nothing about the
-process it runs in: it opens its own database connection, reads the study's files
-from the spool, and writes outputs and the outbox rows in the transaction that
-marks the job DONE (only if it still holds the lease). A Celery task on RabbitMQ
-would call `claim_one` + `execute` the same way on a GPU node.
-
-The embedded default is `WorkerPool`: a few local worker *processes* (CPU-bound
-pipelines never share the receiver's process) running `work_loop`. Each worker
-dies with its parent (PR_SET_PDEATHSIG), so a kill -9 of the daemon leaves no
-orphan; its running job's lease then expires and the job runs again.
+`execute(settings, sessions, job)` is the whole of a job's work and assumes nothing
+about the process it runs in: it reads the study's files from the spool, hands the
+pipeline what the runtime provides (priors, report settings, rules folder), and
+writes outputs and the outbox rows in the transaction that marks the job DONE (only
+while it still holds the lease). Both executors call it: the local pool's
+`work_loop` after `claim_one`, and a Celery worker after `claim_job` of the job
+named by its message.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import multiprocessing
 import os
-import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from multiprocessing.synchronize import Event as MpEvent
-from typing import Any
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.config import ConfigError, Settings
 from daemon.pipelines.base import PipelineInput, UnknownPipelineError, resolve
 from daemon.routing_rules import load_rules
+from daemon.runtime.priors import NodePriors
 from daemon.store import jobs as jobstore
 from daemon.store import outbox
 from daemon.store.db import make_engine, make_sessionmaker
@@ -47,6 +41,7 @@ def utcnow() -> datetime:
 
 
 def worker_id(index: int) -> str:
+    """The lease owner of a worker: host, process and index (`local_owner_dead` reads it)."""
     return f"{socket.gethostname()}:{os.getpid()}:w{index}"
 
 
@@ -97,13 +92,23 @@ class _Heartbeat:
                 log.exception("job %d: heartbeat failed", self._job.id)
 
 
-def study_files(sessions: sessionmaker[Session], spool: Spool, study_uid: str) -> list[Any]:
+def study_files(sessions: sessionmaker[Session], spool: Spool, study_uid: str) -> list[Path]:
     with sessions() as session:
         study_id = session.scalar(select(Study.id).where(Study.study_instance_uid == study_uid))
         if study_id is None:
             return []
         rows = session.scalars(select(Instance.path).where(Instance.study_id == study_id).order_by(Instance.id))
         return [spool.absolute(p) for p in rows]
+
+
+def pipeline_input(settings: Settings, sessions: sessionmaker[Session], job: jobstore.ClaimedJob,
+                   files: list[Path]) -> PipelineInput:
+    """What a pipeline gets: the study's files, the route's parameters, and what the runtime provides."""
+    return PipelineInput(
+        job.study_instance_uid, job.route, tuple(files), job.parameters, job.revision,
+        priors=NodePriors(settings, sessions), report=settings.report,
+        rules_dir=settings.routing.rules_file.parent,
+    )
 
 
 def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.ClaimedJob) -> jobstore.JobState | None:
@@ -114,9 +119,7 @@ def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.C
         with _Heartbeat(sessions, job, settings) as beat:
             files = study_files(sessions, Spool(settings.store.spool_dir), job.study_instance_uid)
             pipeline = resolve(job.pipeline)
-            inp = PipelineInput(job.study_instance_uid, job.route, tuple(files), job.parameters, job.revision,
-                                settings=settings)
-            datasets = pipeline(inp)
+            datasets = pipeline(pipeline_input(settings, sessions, job, files))
             outputs = [
                 outbox.Output(str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.StudyInstanceUID), outbox.write_output(data_dir, ds))
                 for ds in datasets
@@ -146,6 +149,26 @@ def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.C
 def claim_one(settings: Settings, sessions: sessionmaker[Session], owner: str) -> jobstore.ClaimedJob | None:
     with sessions() as session:
         return jobstore.claim(session, owner, utcnow(), settings.jobs.lease_seconds)
+
+
+def claim_job(settings: Settings, sessions: sessionmaker[Session], job_id: int, owner: str) -> jobstore.ClaimedJob | None:
+    """Claim the job `job_id` if it is due (or its lease expired); None when it is done,
+    held by a live worker, or not due yet."""
+    with sessions() as session:
+        return jobstore.claim(session, owner, utcnow(), settings.jobs.lease_seconds, job_id=job_id)
+
+
+def preload_pipelines(settings: Settings) -> None:
+    """Import the pipelines the routing file names now, not on their first job."""
+    try:
+        rules = load_rules(settings.routing.rules_file, settings.destinations.keys())
+    except ConfigError:
+        return  # the node logs it; jobs already queued still run
+    for name in sorted({route.pipeline for route in rules.routes}):
+        try:
+            resolve(name)
+        except UnknownPipelineError as exc:
+            log.error("pipeline %s cannot be loaded; its jobs will fail: %s", name, exc)
 
 
 def work_loop(
@@ -185,127 +208,3 @@ def work_loop(
         if own_engine:
             engine.dispose()
     return done
-
-
-# --- the local pool of worker processes --------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the parent-pid check in the loop still ends us
-        pass
-
-
-def _preload(settings: Settings) -> None:
-    """Import the pipelines the routing file names now, not on their first job."""
-    try:
-        rules = load_rules(settings.routing.rules_file, settings.destinations.keys())
-    except ConfigError:
-        return  # the node logs it; jobs already queued still run
-    for name in sorted({route.pipeline for route in rules.routes}):
-        try:
-            resolve(name)
-        except UnknownPipelineError as exc:
-            log.error("pipeline %s cannot be loaded; its jobs will fail: %s", name, exc)
-
-
-def _wait_and_clear(event: MpEvent, seconds: float) -> None:
-    if event.wait(seconds):
-        event.clear()
-
-
-def _process_main(
-    settings: Settings, index: int, stop: MpEvent, wake: MpEvent, outputs: MpEvent, parent: int, log_level: int
-) -> None:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through `stop`
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
-    if log_level > logging.DEBUG:
-        logging.getLogger("highdicom").setLevel(logging.WARNING)  # one line per copied module
-    _preload(settings)
-    if os.getppid() != parent:
-        return
-    work_loop(
-        settings,
-        worker_id(index),
-        lambda: stop.is_set() or os.getppid() != parent,
-        idle=lambda seconds: _wait_and_clear(wake, seconds),
-        finished=outputs.set,
-    )
-
-
-class WorkerPool:
-    """`jobs.workers` local processes running `work_loop`; restarts one that dies.
-
-    `wake()` ends the workers' idle wait (new jobs were queued); `on_outputs` is
-    called (on the supervisor thread) soon after a worker finished a job.
-    """
-
-    name = "workers"
-
-    def __init__(self, settings: Settings, on_outputs: Callable[[], object] = lambda: None) -> None:
-        self._settings = settings
-        self._on_outputs = on_outputs
-        self._ctx = multiprocessing.get_context("spawn")
-        self._stop = self._ctx.Event()
-        self._wake = self._ctx.Event()
-        self._outputs = self._ctx.Event()
-        self._procs: list[Any] = []
-        self._watch: threading.Thread | None = None
-        self._closing = threading.Event()
-
-    def _spawn(self, index: int) -> Any:
-        proc = self._ctx.Process(
-            target=_process_main,
-            args=(
-                self._settings, index, self._stop, self._wake, self._outputs, os.getpid(),
-                logging.getLogger().getEffectiveLevel(),
-            ),
-            name=f"nadir-worker-{index}",
-            daemon=True,
-        )
-        proc.start()
-        return proc
-
-    def start(self) -> None:
-        engine = make_engine(self._settings.store.effective_database_url)
-        try:
-            with make_sessionmaker(engine)() as session:
-                expired = jobstore.expire_leases_of(session, local_owner_dead, utcnow())
-        finally:
-            engine.dispose()
-        if expired:
-            log.info("%d job(s) of workers that died with a previous run will run again", expired)
-        self._procs = [self._spawn(i) for i in range(self._settings.jobs.workers)]
-        self._watch = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
-        self._watch.start()
-        log.info("%d worker process(es) started", len(self._procs))
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _supervise(self) -> None:
-        while not self._closing.is_set():
-            if self._outputs.wait(1.0):
-                self._outputs.clear()
-                self._on_outputs()
-            for i, proc in enumerate(self._procs):
-                if not proc.is_alive() and not self._closing.is_set():
-                    log.warning("worker %d exited (code %s); starting another", i, proc.exitcode)
-                    self._procs[i] = self._spawn(i)
-
-    def stop(self) -> None:
-        self._closing.set()
-        self._stop.set()
-        if self._watch is not None:
-            self._watch.join()
-        deadline = time.monotonic() + 30.0
-        for proc in self._procs:
-            proc.join(max(0.1, deadline - time.monotonic()))
-            if proc.is_alive():
-                log.warning("worker %s did not stop in time; terminating it", proc.name)
-                proc.terminate()
-                proc.join(5.0)

@@ -1,0 +1,55 @@
+"""`nadir worker [--config FILE] [--queues Q1,Q2] [--concurrency N]`: run jobs sent by the node.
+
+For `jobs.executor: celery`: the node puts each due job on RabbitMQ
+(`jobs.broker_url`); this command runs them, on any machine that reaches the
+broker, the database and the spool (see daemon.runtime.celery_worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from daemon.config import ConfigError, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _queues(text: str) -> list[str]:
+    names = [q.strip() for q in text.split(",") if q.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one queue")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (NADIR_* variables override it)")
+    parser.add_argument("--queues", type=_queues, default=["default"],
+                        help="comma-separated queues to take jobs from (routes' `queue:`; default: default)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="worker processes, one job each at a time (default: jobs.workers)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for noisy in ("celery", "kombu", "amqp"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    if settings.jobs.executor != "celery":
+        log.warning("jobs.executor is %s: the node runs its jobs itself and sends none to workers",
+                    settings.jobs.executor)
+    concurrency = args.concurrency or settings.jobs.workers
+    if concurrency < 1:
+        print("--concurrency must be at least 1", file=sys.stderr)
+        return 2
+    from daemon.runtime.celery_worker import WorkerProcesses
+
+    log.info("nadir worker: %d process(es) on queue(s) %s", concurrency, ", ".join(args.queues))
+    WorkerProcesses(settings, args.queues, concurrency).run()
+    return 0

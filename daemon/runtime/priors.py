@@ -1,0 +1,213 @@
+"""A patient's earlier timepoints for a route: from the database, else from the PACS.
+
+1. The database (`daemon.store.lesions`): the lesions recorded when the earlier
+   studies were processed.
+2. When it has none: C-FIND the PACS (Study Root, study level) for the patient's
+   studies dated before this one, C-GET our own SR of each (its series number
+   identifies it), C-GET the images its callipers lie on (their geometry gives the
+   patient coordinates) and read the lesions back (`daemon.report.readback`).
+3. Failing both: no priors; the study is a baseline and the report says why.
+
+This is the impure side of a pipeline's priors (database and network): the runtime
+hands `NodePriors` to the pipeline as its `PriorsSource` (`daemon.pipelines.priors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.config import Settings
+from daemon.findings import Timepoint
+from daemon.imaging.messy import SeriesRefused
+from daemon.imaging.series import load_folder
+from daemon.node.query import QueryError, find, get
+from daemon.node.scu import Peer, resolve_destination
+from daemon.pipelines.priors import Priors, Request
+from daemon.report.inputs import InstanceRef, PriorStudy
+from daemon.report.readback import NotOurReport, ReadBack, read_report
+from daemon.store import lesions as lesion_store
+from daemon.store.models import Instance
+from daemon.store.spool import Spool
+from daemon.volume import Volume
+
+log = logging.getLogger(__name__)
+
+SR_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.88.22")
+
+
+def from_database(sessions: sessionmaker[Session], req: Request) -> Priors | None:
+    with sessions() as session:
+        rows = lesion_store.history(session, req.patient_id, req.route, req.study_date,
+                                    exclude_study=req.study_instance_uid)
+    if not rows:
+        return None
+    studies = tuple(
+        PriorStudy(tp.study_instance_uid, tp.study_date, (
+            InstanceRef(tp.study_instance_uid, row.sr_series_instance_uid, SR_CLASSES[0], row.sr_sop_instance_uid),
+        ) if row.sr_sop_instance_uid else ())
+        for tp, row in rows
+    )
+    return Priors(tuple(tp for tp, _ in rows), studies, "database",
+                  f"{len(rows)} earlier timepoint(s) from Nadir's database",
+                  tuple(row.series_instance_uid for _, row in rows))
+
+
+def _date(text: str) -> date | None:
+    t = text.strip()
+    if len(t) != 8 or not t.isdigit():
+        return None
+    return date(int(t[:4]), int(t[4:6]), int(t[6:]))
+
+
+def _our_sr(peer: Peer, settings: Settings, study_uid: str, sr_series_number: int) -> Dataset | None:
+    series = find(peer, settings, "SERIES", {"StudyInstanceUID": study_uid, "Modality": "SR"},
+                  ["SeriesInstanceUID", "SeriesNumber"])
+    ours = [s for s in series if s["SeriesNumber"].strip() == str(sr_series_number)]
+    if not ours:
+        return None
+    found = get(peer, settings, {"StudyInstanceUID": study_uid, "SeriesInstanceUID": ours[0]["SeriesInstanceUID"]},
+                "SERIES", SR_CLASSES)
+    if not found:
+        return None
+    return max(found, key=lambda ds: int(ds.get("InstanceNumber", 0) or 0))  # the latest revision
+
+
+def _calliper_images(sr: Dataset) -> dict[str, set[str]]:
+    """SOP class -> SOP Instance UIDs of the images the callipers lie on."""
+    out: dict[str, set[str]] = {}
+    for les in read_report(sr).lesions:
+        for c in (les.measurements.long_axis, les.measurements.short_axis):
+            if c is not None:
+                s = c.start_image.slice
+                out.setdefault(s.sop_class_uid, set()).add(s.sop_instance_uid)
+    return out
+
+
+def _geometry(peer: Peer, settings: Settings, sr: Dataset) -> dict[str, Dataset]:
+    study = str(sr.StudyInstanceUID)
+    series_of = {
+        str(inst.ReferencedSOPInstanceUID): str(ser.SeriesInstanceUID)
+        for st in sr.get("CurrentRequestedProcedureEvidenceSequence", [])
+        for ser in st.get("ReferencedSeriesSequence", [])
+        for inst in ser.get("ReferencedSOPSequence", [])
+    }
+    by_series: dict[str, list[str]] = {}
+    classes: set[str] = set()
+    for cls, uids in _calliper_images(sr).items():
+        classes.add(cls)
+        for uid in uids:
+            by_series.setdefault(series_of.get(uid, ""), []).append(uid)
+    out: dict[str, Dataset] = {}
+    for series_uid, wanted in by_series.items():
+        if not series_uid:
+            continue
+        keys = {"StudyInstanceUID": study, "SeriesInstanceUID": series_uid, "SOPInstanceUID": "\\".join(sorted(wanted))}
+        for ds in get(peer, settings, keys, "IMAGE", sorted(classes)):
+            out[str(ds.SOPInstanceUID)] = ds
+    return out
+
+
+def _read_prior(peer: Peer, settings: Settings, study_uid: str, req: Request) -> tuple[ReadBack, InstanceRef] | None:
+    sr = _our_sr(peer, settings, study_uid, req.sr_series_number)
+    if sr is None:
+        return None
+    try:
+        back = read_report(sr, _geometry(peer, settings, sr))
+    except NotOurReport:
+        return None
+    ref = InstanceRef(str(sr.StudyInstanceUID), str(sr.SeriesInstanceUID), str(sr.SOPClassUID), str(sr.SOPInstanceUID))
+    return back, ref
+
+
+def from_pacs(settings: Settings, req: Request) -> Priors | None:
+    peer = resolve_destination(req.pacs, settings) if req.pacs else None
+    if peer is None:
+        return None
+    keys = {"PatientID": req.patient_id}
+    if req.study_date is not None:
+        keys["StudyDate"] = "-" + (req.study_date - timedelta(days=1)).strftime("%Y%m%d")
+    studies = find(peer, settings, "STUDY", keys, ["StudyInstanceUID", "StudyDate"])
+    backs: list[tuple[ReadBack, InstanceRef]] = []
+    for s in sorted(studies, key=lambda m: m["StudyDate"]):
+        uid = s["StudyInstanceUID"]
+        if not uid or uid == req.study_instance_uid:
+            continue
+        found = _read_prior(peer, settings, uid, req)
+        if found is not None:
+            back, ref = found
+            backs.append((back if back.study_date else _dated(back, _date(s["StudyDate"])), ref))
+    if not backs:
+        return None
+    tps = tuple(Timepoint(b.study_instance_uid, b.study_date, b.lesions) for b, _ in backs)
+    studies_ref = tuple(PriorStudy(b.study_instance_uid, b.study_date, (ref,)) for b, ref in backs)
+    return Priors(tps, studies_ref, "pacs",
+                  f"{len(tps)} earlier timepoint(s) read back from Nadir's reports in the PACS ({peer.ae_title})")
+
+
+def _dated(back: ReadBack, when: date | None) -> ReadBack:
+    return ReadBack(back.study_instance_uid, when, back.sop_instance_uid, back.lesions,
+                    back.criterion, back.category, back.comparison_studies)
+
+
+class NodePriors:
+    """The node's `PriorsSource`: its database, then its reports in the PACS."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self._settings = settings
+        self._sessions = sessions
+
+    def find(self, req: Request) -> Priors:
+        """Database first, then the PACS; never raises (a failure means: baseline, with the reason)."""
+        reasons: list[str] = []
+        try:
+            found = from_database(self._sessions, req)
+            if found is not None:
+                return found
+            reasons.append("none in Nadir's database")
+        except SQLAlchemyError as exc:
+            log.warning("priors: database not readable: %s", exc)
+            reasons.append(f"database not readable ({type(exc).__name__})")
+        if req.pacs:
+            try:
+                found = from_pacs(self._settings, req)
+                if found is not None:
+                    log.info("priors of study %s: %s", req.study_instance_uid, found.note)
+                    return found
+                reasons.append(f"none of Nadir's reports found in the PACS ({req.pacs})")
+            except (QueryError, ValueError, AttributeError, KeyError) as exc:
+                log.warning("priors: PACS query failed: %s", exc)
+                reasons.append(f"PACS query failed: {exc}")
+        return Priors((), (), "none", "no earlier timepoint (" + "; ".join(reasons) + "): treated as a baseline")
+
+    def record(self, req: Request, timepoint: Timepoint, series_uid: str, sr: tuple[str, str]) -> None:
+        """Remember this timepoint's lesions for the patient's next study (a failure is logged, not raised)."""
+        if not req.patient_id:
+            return
+        try:
+            with self._sessions() as session:
+                lesion_store.save_timepoint(session, req.patient_id, req.route, timepoint, series_uid, sr)
+                session.commit()
+        except SQLAlchemyError as exc:
+            log.warning("lesion history of study %s not recorded: %s", req.study_instance_uid, exc)
+
+    def prior_volume(self, series_uid: str) -> Volume | None:
+        """A prior series' images, when they are still in the spool (for registration); else None."""
+        if not series_uid:
+            return None
+        try:
+            with self._sessions() as session:
+                paths = list(session.scalars(select(Instance.path).where(Instance.series_instance_uid == series_uid)))
+            spool = Spool(self._settings.store.spool_dir)
+            files = [spool.absolute(p) for p in paths if spool.absolute(p).is_file()]
+            if len(files) < len(paths) or not files:
+                return None  # removed by retention (or never here): no registration
+            return load_folder(files, series_uid).volume
+        except (SQLAlchemyError, OSError, ValueError, KeyError, SeriesRefused) as exc:
+            log.info("prior series %s not loadable for registration: %s", series_uid, exc)
+            return None

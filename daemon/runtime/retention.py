@@ -1,0 +1,43 @@
+"""The retention service: hourly, finished studies past `store.retention_days` are removed
+(`daemon.store.retention.purge`), and so are files of aborted transfers in the spool's tmp/."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from daemon.runtime.context import Context
+from daemon.store.recorder import utcnow
+from daemon.store.retention import purge
+
+log = logging.getLogger(__name__)
+
+RETENTION_INTERVAL_SECONDS = 3600.0
+# a file in the spool's tmp/ untouched this long belongs to an aborted transfer
+STALE_TMP_SECONDS = 3600.0
+
+
+class RetentionService:
+    name = "retention"
+
+    def __init__(self, ctx: Context, clock: Callable[[], datetime] = utcnow) -> None:
+        self._ctx = ctx
+        self._clock = clock
+
+    def start(self) -> None:
+        self._ctx.every("retention", RETENTION_INTERVAL_SECONDS, self.tick, first=self._clock())
+
+    def stop(self) -> None:
+        self._ctx.cancel("retention")
+
+    def tick(self) -> None:
+        store = self._ctx.settings.store
+        stale_after = max(STALE_TMP_SECONDS, 2 * self._ctx.settings.node.network_timeout_s)
+        try:
+            removed = self._ctx.spool.clear_stale_tmp(stale_after)
+            if removed:
+                log.info("removed %d file(s) of aborted transfers from the spool's tmp/", removed)
+            purge(self._ctx.sessions, self._ctx.spool, self._clock(), store.retention_days)
+        except Exception:
+            log.exception("retention run failed")
