@@ -24,6 +24,7 @@ from pydicom.datadict import tag_for_keyword
 from daemon import routing as r
 from daemon.config import ConfigError, format_validation_error, line_of, load_yaml_with_lines
 from daemon.pipelines.base import UnknownPipelineError, check
+from daemon.pipelines.params import PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -202,11 +203,27 @@ def parse_rules(
                     f"{_where(path, lines, ('routes', i, 'destinations', j))}: routes.{i}.destinations.{j}: "
                     f"unknown destination {dest!r} (the settings' destinations: {known})"
                 )
+        problems += _parameter_problems(route, i, path, lines)
         if route.fallback and route.stop:
             problems.append(f"{where}: routes.{i}: a fallback route cannot also stop evaluation")
     if problems:
         raise ConfigError("\n".join(problems))
     return r.Rules(tuple(_route(s) for s in spec.routes if s.enabled), source=str(path))
+
+
+def _parameter_problems(route: RouteSpec, i: int, path: Path, lines: dict[tuple[str | int, ...], int]) -> list[str]:
+    """The route's parameters checked against its built-in pipeline's, one line per problem."""
+    model = PARAMS.get(route.pipeline)
+    if model is None:
+        return []
+    try:
+        model.model_validate(route.parameters)
+    except ValidationError as exc:
+        shifted = {k[3:]: v for k, v in lines.items() if k[:3] == ("routes", i, "parameters")}
+        text = format_validation_error(path, exc, shifted)
+        return [line.replace(": ", f": routes.{i}.parameters.", 1) if ": " in line else line
+                for line in text.splitlines()]
+    return []
 
 
 def _where(path: Path, lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> str:

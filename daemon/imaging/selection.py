@@ -1,15 +1,15 @@
 """Declarative series selection: which series of a study a pipeline runs on, and why.
 
-A `SeriesSpec` (validated with pydantic; loaded from YAML with file:line errors
-by `load_specs`) lists hard requirements; every candidate series is checked
+A `SeriesSpec` (validated with pydantic; written as a route's `series:` parameter
+in rules/routing.yaml, the one place each route's spec lives) lists hard requirements; every candidate series is checked
 against each, and the ones that pass are ranked by a score (more slices,
 thinner slices, 3D, a preferred description, later series). The result always
 explains itself: the chosen series and why, or "no suitable series" and, for
 each candidate, the first requirements it failed. Header-only: no pixels read.
 
-Example (YAML)::
+Example (a route's parameters in rules/routing.yaml)::
 
-    brain-mets:
+    series:
       modality: [MR]
       image_type_absent: [LOCALIZER, DERIVED]
       description_regex: "t1|mprage|bravo|spgr|vibe"
@@ -25,13 +25,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.config import ConfigError, format_validation_error, load_yaml_with_lines
 from daemon.imaging.frames import series_frames
 from daemon.imaging.loader import SeriesFiles
 
@@ -243,20 +241,3 @@ def select_series(spec: SeriesSpec, series: Mapping[str, SeriesFiles] | list[Ser
     cands.sort(key=lambda c: (not c.suitable, -c.score, len(c.failed)))
     chosen = cands[0] if cands and cands[0].suitable else None
     return Selection(chosen, tuple(cands))
-
-
-class _Specs(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    specs: dict[str, SeriesSpec]
-
-
-def load_specs(path: Path) -> dict[str, SeriesSpec]:
-    """A YAML mapping name -> SeriesSpec; errors name the file, the line and the key."""
-    data, lines = load_yaml_with_lines(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of selection name -> series spec")
-    try:
-        return dict(_Specs.model_validate({"specs": data}).specs)
-    except ValidationError as exc:
-        shifted = {("specs", *k): v for k, v in lines.items()}
-        raise ConfigError(format_validation_error(path, exc, shifted)) from exc

@@ -66,6 +66,7 @@ Pipeline = Callable[[PipelineInput], list[Dataset]]
 BUILTIN: dict[str, str] = {
     "qa_report": "daemon.pipelines.qa_report:run",
     "brain_mets": "daemon.pipelines.brain_mets:run",
+    "liver_ct": "daemon.pipelines.liver_ct:run",
 }
 
 

@@ -30,6 +30,25 @@ def _slice_mm(volume: Volume) -> float:
     return float(volume.spacing[0])
 
 
+class RanoBmRule:
+    """RANO-BM as the brain route's response rule (daemon.pipelines.lesion_followup.ResponseRule)."""
+
+    criterion = "RANO-BM"
+
+    def __init__(self, rules_dir: Path) -> None:
+        self.params = load_params(rules_dir)
+
+    def baseline_kinds(self, lesions: Sequence[MeasuredLesion], volume: Volume, sites: Sequence[str],
+                       nodes: Sequence[bool]) -> list[LesionKind]:
+        return baseline_kinds(self.params, lesions, volume)
+
+    def assess(self, history: Sequence[Timepoint], current: Timepoint, volume: Volume) -> tuple[Assessment | None, str]:
+        return assess(self.params, history, current, volume)
+
+    def thresholds(self) -> dict[str, float]:
+        return thresholds(self.params)
+
+
 def baseline_kinds(params: RanoBmParams, measured: Sequence[MeasuredLesion], volume: Volume) -> list[LesionKind]:
     """Targets: the measurable lesions, largest long axis first, at most `max_targets`; the rest non-target."""
     tp = TimepointInput("baseline", slice_thickness_mm=_slice_mm(volume))

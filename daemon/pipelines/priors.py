@@ -23,7 +23,7 @@ class Priors:
     studies: tuple[PriorStudy, ...]  # what the SR lists as compared with
     source: str  # "database" | "pacs" | "none"
     note: str = ""  # why there are none, or where they came from
-    series: tuple[str, ...] = ()  # per timepoint, the measured series (database priors; "" unknown)
+    series: tuple[str, ...] = ()  # per timepoint, the measured series ("" unknown)
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class Request:
     study_date: date | None
     pacs: str  # destination name (or AE@host:port) to query; "" = do not query
     sr_series_number: int
+    # a study in the PACS is a prior of this route only when it holds one of these modalities
+    # (none: any), so a brain MR's report is never read as a liver CT's prior of the same patient
+    modalities: tuple[str, ...] = ()
 
 
 class PriorsSource(Protocol):
@@ -43,7 +46,7 @@ class PriorsSource(Protocol):
     def record(self, req: Request, timepoint: Timepoint, series_uid: str, sr: tuple[str, str]) -> None:
         """Remember this timepoint's lesions (and its SR's series and instance UIDs)."""
 
-    def prior_volume(self, series_uid: str) -> Volume | None:
+    def prior_volume(self, req: Request, study_uid: str, series_uid: str) -> Volume | None:
         """A prior series' images, when they can be had (for registration); else None."""
 
 
@@ -54,7 +57,7 @@ class _NoPriors:
     def record(self, req: Request, timepoint: Timepoint, series_uid: str, sr: tuple[str, str]) -> None:
         return None
 
-    def prior_volume(self, series_uid: str) -> Volume | None:
+    def prior_volume(self, req: Request, study_uid: str, series_uid: str) -> Volume | None:
         return None
 
 

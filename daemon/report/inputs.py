@@ -54,7 +54,7 @@ class ReportRequest:
     outcome: Outcome = Outcome.MEASURED
     volume: Volume | None = None  # the measured series (pixels for key images)
     mask: LesionMask | None = None  # label = Lesion.segment_number
-    assessment: Assessment | None = None
+    assessment: Assessment | None = None  # the route's criterion (e.g. RECIST1.1)
     history: tuple[Timepoint, ...] = ()  # earlier timepoints, oldest first (trend plot)
     priors: tuple[PriorStudy, ...] = ()
     model: ModelInfo | None = None
@@ -68,6 +68,10 @@ class ReportRequest:
     # the criterion's thresholds from rules/<criterion>.yaml, for the trend plot lines,
     # e.g. {"pr_pct_vs_baseline": -30, "pd_pct_vs_nadir": 20}
     thresholds: dict[str, float] = field(default_factory=dict)
+    # assessments beside the main one, each its own group in the SR (e.g. Chun beside RECIST 1.1)
+    # and sentence in the text; a per-lesion criterion's TimepointResult.timepoint is the
+    # lesion's tracking id (Chun)
+    extra_assessments: tuple[Assessment, ...] = ()
 
     @property
     def study_instance_uid(self) -> str:

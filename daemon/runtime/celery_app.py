@@ -34,7 +34,11 @@ def make_app(broker_url: str) -> Celery:
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
-        broker_heartbeat=30,
+        # no AMQP heartbeats: a solo-pool worker sends none while it runs a job, and the
+        # broker would close its connection mid-job (celery#3430) and redeliver the message;
+        # a dead worker's connection is closed by its kernel (kill -9 included) or by TCP
+        # keepalive, and its job's lease ends the same
+        broker_heartbeat=0,
     )
     return app
 

@@ -15,7 +15,10 @@ hands `NodePriors` to the pipeline as its `PriorsSource` (`daemon.pipelines.prio
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 from datetime import date, timedelta
+from pathlib import Path
 
 from pydicom.dataset import Dataset
 from sqlalchemy import select
@@ -38,6 +41,12 @@ from daemon.volume import Volume
 
 log = logging.getLogger(__name__)
 
+# the image storage classes a prior series may be retrieved as (C-GET roles)
+IMAGE_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.4",
+    "1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.130",
+    "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.2.2", "1.2.840.10008.5.1.4.1.1.4.4",
+)
 SR_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.88.22")
 
 
@@ -89,7 +98,9 @@ def _calliper_images(sr: Dataset) -> dict[str, set[str]]:
     return out
 
 
-def _geometry(peer: Peer, settings: Settings, sr: Dataset) -> dict[str, Dataset]:
+def _geometry(peer: Peer, settings: Settings, sr: Dataset) -> tuple[dict[str, Dataset], str]:
+    """The images the callipers lie on (SOP Instance UID -> dataset), and the measured
+    series (the one holding most of them; "" when the SR does not say)."""
     study = str(sr.StudyInstanceUID)
     series_of = {
         str(inst.ReferencedSOPInstanceUID): str(ser.SeriesInstanceUID)
@@ -110,19 +121,22 @@ def _geometry(peer: Peer, settings: Settings, sr: Dataset) -> dict[str, Dataset]
         keys = {"StudyInstanceUID": study, "SeriesInstanceUID": series_uid, "SOPInstanceUID": "\\".join(sorted(wanted))}
         for ds in get(peer, settings, keys, "IMAGE", sorted(classes)):
             out[str(ds.SOPInstanceUID)] = ds
-    return out
+    measured = max(((len(v), k) for k, v in by_series.items() if k), default=(0, ""))[1]
+    return out, measured
 
 
-def _read_prior(peer: Peer, settings: Settings, study_uid: str, req: Request) -> tuple[ReadBack, InstanceRef] | None:
+def _read_prior(peer: Peer, settings: Settings, study_uid: str,
+                req: Request) -> tuple[ReadBack, InstanceRef, str] | None:
     sr = _our_sr(peer, settings, study_uid, req.sr_series_number)
     if sr is None:
         return None
     try:
-        back = read_report(sr, _geometry(peer, settings, sr))
+        geometry, series = _geometry(peer, settings, sr)
+        back = read_report(sr, geometry)
     except NotOurReport:
         return None
     ref = InstanceRef(str(sr.StudyInstanceUID), str(sr.SeriesInstanceUID), str(sr.SOPClassUID), str(sr.SOPInstanceUID))
-    return back, ref
+    return back, ref, series
 
 
 def from_pacs(settings: Settings, req: Request) -> Priors | None:
@@ -132,22 +146,30 @@ def from_pacs(settings: Settings, req: Request) -> Priors | None:
     keys = {"PatientID": req.patient_id}
     if req.study_date is not None:
         keys["StudyDate"] = "-" + (req.study_date - timedelta(days=1)).strftime("%Y%m%d")
-    studies = find(peer, settings, "STUDY", keys, ["StudyInstanceUID", "StudyDate"])
-    backs: list[tuple[ReadBack, InstanceRef]] = []
+    studies = [s for s in find(peer, settings, "STUDY", keys, ["StudyInstanceUID", "StudyDate", "ModalitiesInStudy"])
+               if _same_kind(req, s["ModalitiesInStudy"])]
+    backs: list[tuple[ReadBack, InstanceRef, str]] = []
     for s in sorted(studies, key=lambda m: m["StudyDate"]):
         uid = s["StudyInstanceUID"]
         if not uid or uid == req.study_instance_uid:
             continue
         found = _read_prior(peer, settings, uid, req)
         if found is not None:
-            back, ref = found
-            backs.append((back if back.study_date else _dated(back, _date(s["StudyDate"])), ref))
+            back, ref, series = found
+            backs.append((back if back.study_date else _dated(back, _date(s["StudyDate"])), ref, series))
     if not backs:
         return None
-    tps = tuple(Timepoint(b.study_instance_uid, b.study_date, b.lesions) for b, _ in backs)
-    studies_ref = tuple(PriorStudy(b.study_instance_uid, b.study_date, (ref,)) for b, ref in backs)
+    tps = tuple(Timepoint(b.study_instance_uid, b.study_date, b.lesions) for b, _, _ in backs)
+    studies_ref = tuple(PriorStudy(b.study_instance_uid, b.study_date, (ref,)) for b, ref, _ in backs)
     return Priors(tps, studies_ref, "pacs",
-                  f"{len(tps)} earlier timepoint(s) read back from Nadir's reports in the PACS ({peer.ae_title})")
+                  f"{len(tps)} earlier timepoint(s) read back from Nadir's reports in the PACS ({peer.ae_title})",
+                  tuple(series for _, _, series in backs))
+
+
+def _same_kind(req: Request, modalities_in_study: str) -> bool:
+    """True when a prior study may belong to this route (a PACS that does not say is trusted)."""
+    found = set(re.findall(r"[A-Z]{2,3}", modalities_in_study.upper()))
+    return not req.modalities or not found or bool(found & set(req.modalities))
 
 
 def _dated(back: ReadBack, when: date | None) -> ReadBack:
@@ -196,18 +218,40 @@ class NodePriors:
         except SQLAlchemyError as exc:
             log.warning("lesion history of study %s not recorded: %s", req.study_instance_uid, exc)
 
-    def prior_volume(self, series_uid: str) -> Volume | None:
-        """A prior series' images, when they are still in the spool (for registration); else None."""
-        if not series_uid:
-            return None
+    def prior_volume(self, req: Request, study_uid: str, series_uid: str) -> Volume | None:
+        """A prior series' images for registration: from the spool while retention kept them,
+        else C-GET from the PACS (`req.pacs`); None when neither has them (logged)."""
         try:
-            with self._sessions() as session:
-                paths = list(session.scalars(select(Instance.path).where(Instance.series_instance_uid == series_uid)))
-            spool = Spool(self._settings.store.spool_dir)
-            files = [spool.absolute(p) for p in paths if spool.absolute(p).is_file()]
-            if len(files) < len(paths) or not files:
-                return None  # removed by retention (or never here): no registration
-            return load_folder(files, series_uid).volume
-        except (SQLAlchemyError, OSError, ValueError, KeyError, SeriesRefused) as exc:
-            log.info("prior series %s not loadable for registration: %s", series_uid, exc)
+            return self._from_spool(series_uid) or self._from_pacs(req, study_uid, series_uid)
+        except (SQLAlchemyError, OSError, ValueError, KeyError, SeriesRefused, QueryError) as exc:
+            log.warning("prior series %s not loadable for registration: %s", series_uid, exc)
             return None
+
+    def _from_spool(self, series_uid: str) -> Volume | None:
+        with self._sessions() as session:
+            paths = list(session.scalars(select(Instance.path).where(Instance.series_instance_uid == series_uid)))
+        spool = Spool(self._settings.store.spool_dir)
+        files = [spool.absolute(p) for p in paths if spool.absolute(p).is_file()]
+        if len(files) < len(paths) or not files:
+            return None  # removed by retention (or never here)
+        return load_folder(files, series_uid).volume
+
+    def _from_pacs(self, req: Request, study_uid: str, series_uid: str) -> Volume | None:
+        peer = resolve_destination(req.pacs, self._settings) if req.pacs else None
+        if peer is None:
+            return None
+        keys = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
+        datasets = get(peer, self._settings, keys, "SERIES", IMAGE_CLASSES)
+        if not datasets:
+            log.warning("prior series %s: the PACS (%s) returned no image", series_uid, peer.ae_title)
+            return None
+        with tempfile.TemporaryDirectory(prefix="nadir-prior-") as tmp:
+            files = []
+            for n, ds in enumerate(datasets):
+                path = Path(tmp) / f"{n:05d}.dcm"
+                ds.save_as(path, enforce_file_format=True)
+                files.append(path)
+            volume = load_folder(files, series_uid).volume
+        log.info("prior series %s: %d image(s) retrieved from the PACS (%s) for registration",
+                 series_uid, len(datasets), peer.ae_title)
+        return volume

@@ -58,7 +58,7 @@ def lesion_to_json(les: Lesion) -> dict[str, Any]:
         "segment": les.segment_number, "site": les.site, "node": les.is_node,
         "long": _calliper(m.long_axis), "short": _calliper(m.short_axis),
         "volume_ml": m.volume_ml, "centroid": list(m.centroid) if m.centroid else None,
-        "d3": m.max_3d_diameter_mm, "intensity": dict(m.intensity),
+        "d3": m.max_3d_diameter_mm, "intensity": dict(m.intensity), "notes": dict(m.notes),
     }
 
 
@@ -86,6 +86,7 @@ def lesion_from_json(d: dict[str, Any]) -> Lesion:
         centroid=_vec(centroid) if centroid else None,
         max_3d_diameter_mm=d.get("d3"),
         intensity={str(k): float(v) for k, v in (d.get("intensity") or {}).items()},
+        notes={str(k): str(v) for k, v in (d.get("notes") or {}).items()},
     )
     return Lesion(
         tracking_id=str(d["id"]), tracking_uid=str(d["uid"]), kind=LesionKind(d["kind"]),

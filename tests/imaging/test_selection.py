@@ -11,7 +11,8 @@ from daemon.config import ConfigError
 from daemon.demo.dicom import write_datasets
 from daemon.demo.phantom import Grid
 from daemon.imaging.loader import scan
-from daemon.imaging.selection import SeriesSpec, load_specs, select_series
+from daemon.imaging.selection import SeriesSpec, select_series
+from daemon.routing_rules import load_rules
 
 BRAIN = SeriesSpec(
     modality=["MR"], image_type_absent=["LOCALIZER", "DERIVED"], description_regex="t1|mprage",
@@ -65,18 +66,22 @@ def test_orientation_and_preference(tmp_path: Path) -> None:
     assert pref.chosen is not None and pref.chosen.facts.description.startswith("FLAIR")
 
 
-def test_specs_from_yaml_with_line_numbers(tmp_path: Path) -> None:
-    good = tmp_path / "sel.yaml"
-    good.write_text("brain:\n  modality: [mr]\n  contrast: true\n  slice_thickness_mm: [0.4, 1.6]\n")
-    specs = load_specs(good)
-    assert specs["brain"].modality == ["MR"] and specs["brain"].slice_thickness_mm == (0.4, 1.6)
+def test_a_route_series_spec_is_checked_with_file_and_line_when_the_rules_load(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("version: 1\nroutes:\n  - name: brain\n    pipeline: brain_mets\n    parameters:\n"
+                    "      series:\n        modality: [mr]\n        contrast: true\n"
+                    "        slice_thickness_mm: [0.4, 1.6]\n")
+    spec = SeriesSpec.model_validate(load_rules(good, []).routes[0].parameters["series"])
+    assert spec.modality == ["MR"] and spec.slice_thickness_mm == (0.4, 1.6)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("brain:\n  modality: [MR]\n  description_regex: '(unclosed'\n  colour: red\n")
+    bad.write_text("version: 1\nroutes:\n  - name: brain\n    pipeline: brain_mets\n    parameters:\n"
+                   "      series:\n        modality: [MR]\n        description_regex: '(unclosed'\n"
+                   "        colour: red\n")
     with pytest.raises(ConfigError) as err:
-        load_specs(bad)
+        load_rules(bad, [])
     msg = str(err.value)
-    assert f"{bad}:3:" in msg and "regular expression" in msg
-    assert f"{bad}:4:" in msg and "unknown key" in msg
+    assert f"{bad}:8:" in msg and "regular expression" in msg
+    assert f"{bad}:9:" in msg and "unknown key" in msg
 
 
 @pytest.mark.parametrize(("description", "contrast"), [
@@ -92,8 +97,11 @@ def test_contrast_from_description(description: str, contrast: bool) -> None:
 def test_shipped_rules_load_and_pick_the_demo_series(repo_root: Path, tmp_path: Path) -> None:
     from daemon.demo.patient import write_brain_mr
 
-    specs = load_specs(repo_root / "rules" / "series_selection.yaml")
-    assert {"brain_mets", "recist", "percist"} <= set(specs)
+    # each route's spec lives in its `series:` parameter of the routing file, and only there
+    rules = load_rules(repo_root / "rules" / "routing.yaml", ["pacs"])
+    specs = {r.pipeline: SeriesSpec.model_validate(r.parameters["series"]) for r in rules.routes if "series" in r.parameters}
+    assert {"brain_mets", "liver_ct"} <= set(specs)
+    assert not (repo_root / "rules" / "series_selection.yaml").exists()
     study = write_brain_mr(tmp_path, 0, "small", seed=1)
     sel = select_series(specs["brain_mets"], scan(study.folder).series)
     assert sel.chosen is not None and "T1 MPRAGE 3D post-Gd" in sel.chosen.facts.description
