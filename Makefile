@@ -7,14 +7,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps chromium
+APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps chromium postgresql rabbitmq-server
 JS_DIR := tests/report/js
 
-.PHONY: help serve test lint typecheck pytest coverage bench demo apt js viewer clean
+.PHONY: help serve test check lint typecheck pytest coverage bench demo apt js viewer clean
 
 help:
 	@echo "make serve   run the node on the embedded default (SQLite + spool in ./data, AE NADIR, port 11112)"
 	@echo "make test    install what the tests need (apt, venv, npm), then ruff, mypy --strict, pytest"
+	@echo "make check   ruff, mypy --strict and the fast unit tests (no Orthanc, dcmtk, PostgreSQL, RabbitMQ, browser)"
 	@echo "make bench   run the benchmarks under bench/"
 	@echo "make demo    Orthanc + Nadir + a synthetic patient (baseline, 2 follow-ups): RANO-BM tables, URLs, latency"
 
@@ -72,6 +73,11 @@ pytest: $(DEV_STAMP) apt js viewer
 	$(BIN)/coverage report --fail-under=100
 
 test: apt $(DEV_STAMP) js lint typecheck pytest
+
+# the quick loop (under 2 minutes on 2 cores): no real peer is started; the integration tests
+# and the PostgreSQL variants of the database tests are deselected
+check: lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider -m "not integration and not slow" -k "not postgresql"
 
 # the brain-metastases route end to end: Orthanc + nadir serve + the SYNTHETIC demo patient
 demo: $(STAMP) apt viewer

@@ -1,14 +1,20 @@
-"""Fixtures shared by every part's tests."""
+"""Fixtures shared by every part's tests, among them the private PostgreSQL and RabbitMQ
+servers of the session (daemon.demo.private_servers): each is started at the first test
+that asks for it and stopped at the end of the session. A server that cannot start fails
+the tests that need it, with the reason; none is skipped."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from daemon.demo import private_servers
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
 
 
 def free_port() -> int:
@@ -23,8 +29,32 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+def started(what: str, start: Callable[[], str]) -> str:
+    """`start()`, or the test fails (never skips) with the reason the server did not start."""
+    try:
+        return start()
+    except private_servers.ServerError as e:
+        reason = str(e)
+    pytest.fail(f"the private {what} could not be started: {reason}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """The session's PostgreSQL (a private cluster, or NADIR_TEST_PG_URL's server)."""
+    yield started("PostgreSQL cluster", private_servers.postgres_admin_url)
+    private_servers.stop_postgres()
+
+
 @pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED_DIR.is_dir():
-        pytest.fail(f"the shared specifications are expected at {SHARED_DIR}")
-    return SHARED_DIR
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database of the test's own on the session's PostgreSQL (SQLAlchemy URL), dropped after."""
+    with private_servers.private_postgres_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """The AMQP URL of the session's private RabbitMQ node (user guest, loopback only)."""
+    with contextlib.ExitStack() as stack:
+        yield started("RabbitMQ node",
+                      lambda: stack.enter_context(private_servers.private_rabbitmq()))

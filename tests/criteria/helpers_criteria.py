@@ -8,11 +8,12 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CASES_DIR = REPO_ROOT.parent / "shared" / "criteria"
+# byte-identical copies of ../shared/criteria/*.yaml (test_criteria_fixtures.py keeps them so)
+CASES_DIR = REPO_ROOT / "tests" / "fixtures" / "criteria"
 
 
 def worked_cases() -> list[tuple[str, dict[str, Any]]]:
-    """Every case of ../shared/criteria/*.yaml, read from the files themselves."""
+    """Every case of tests/fixtures/criteria/*.yaml, read from the files themselves."""
     out = []
     for path in sorted(CASES_DIR.glob("*.yaml")):
         for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:

@@ -1,7 +1,8 @@
-"""Every worked case of ../shared/criteria/*.yaml: category and every expected number.
+"""Every worked case of tests/fixtures/criteria/*.yaml: category and every expected number.
 
-The cases are read from the shared files at collection time (never copied here); the
-comparison runs on the JSON object `nadir assess --json` prints for the case.
+The cases are read at collection time from the in-repo copies of ../shared/criteria/*.yaml
+(test_criteria_fixtures.py checks that they are byte-identical where ../shared is present);
+the comparison runs on the JSON object `nadir assess --json` prints for the case.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def rules() -> RuleSet:
     return load_rules()
 
 
-def test_the_shared_cases_are_there() -> None:
+def test_the_worked_cases_are_there() -> None:
     assert CASES_DIR.is_dir(), f"the worked cases are expected in {CASES_DIR}"
     assert len(CASES) >= 90
 

@@ -11,8 +11,6 @@ from node_harness import (
     Node,
     Study,
     free_port,
-    postgres_available,
-    private_postgres_database,
     write_series,
 )
 from pydicom.uid import generate_uid
@@ -43,10 +41,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None  # the default: SQLite in the data folder
         return
-    if not postgres_available():
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432 (database 'test'): skipped")
-    with private_postgres_database() as url:
-        yield url
+    yield request.getfixturevalue("postgres_url")  # a database on the session's private cluster
 
 
 @pytest.fixture

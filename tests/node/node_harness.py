@@ -27,7 +27,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from daemon.demo.peers import free_port, postgres_available, private_postgres_database  # noqa: F401 - the tests' one place
+from daemon.demo.peers import free_port  # noqa: F401 - the tests' one place
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO_ROOT / ".venv" / "bin" / "python")

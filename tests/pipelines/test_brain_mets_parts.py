@@ -3,8 +3,6 @@ database, target selection and RANO-BM inputs, the no-suitable-series report. SY
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -37,26 +35,12 @@ def _lesion(tid: str, kind: LesionKind, long_mm: float, centre: tuple[float, flo
     return Lesion(tid, f"2.25.{abs(hash(tid)) % 10**12}", kind, m, segment_number=1, site="brain")
 
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'n.db'}"
-        return
-    psycopg = pytest.importorskip("psycopg")
-    name = f"nadir_lesions_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return f"sqlite:///{tmp_path / 'n.db'}"
+    url: str = request.getfixturevalue("postgres_url")  # on the session's private cluster
+    return url
 
 
 def test_lesion_history_round_trip_and_order(database_url: str) -> None:

@@ -65,6 +65,7 @@ def test_manifest_says_demo_and_is_small(demo_model_dir: Path) -> None:
     assert {a.metric for a in m.accuracy} >= {"dice", "lesion_sensitivity_5mm"}
 
 
+@pytest.mark.slow  # about 30 s on 2 cores: `make test` runs it, `make check` does not
 @pytest.mark.parametrize(
     ("seed", "grid", "pose", "diameters"), CASES, ids=["1mm-iso", "aniso-rotated", "small-lesions", "full-size-fov"]
 )
