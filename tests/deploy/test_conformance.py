@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from daemon.config import NodeSettings
+from daemon.config import NodeSettings, ReportSettings
 from daemon.node import scp
-from daemon.report.settings import ReportSettings
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "deploy" / "CONFORMANCE.md").read_text(encoding="utf-8")
