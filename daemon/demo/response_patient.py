@@ -52,6 +52,8 @@ class DemoStudy:
     study_date: str  # YYYYMMDD
     files: int
     expected: str  # RANO-BM category, or "no_lesion" / "no_suitable_series"
+    # other assessments' designed categories, criterion -> category (e.g. {"CHUN": "optimal"})
+    also_expected: tuple[tuple[str, str], ...] = ()
 
 
 def _study(seed: int, name: str, when: datetime) -> StudyInfo:

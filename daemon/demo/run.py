@@ -1,10 +1,12 @@
-"""`make demo`: the brain-metastases route end to end on this machine.
+"""`make demo`: the brain-metastases and the liver-metastases routes end to end on this machine.
 
 Starts a local Orthanc (the PACS, with its web explorer) and `nadir serve`, writes
-the demo patient (a baseline and two follow-ups whose lesions shrink then grow;
-SYNTHETIC), and for each study does what a hospital's modality and PACS do: sends
-it to the PACS and to Nadir (dcmtk storescu), waits for Nadir's SR to arrive in
-the PACS, and prints the RANO-BM table the SR holds, where the objects are in
+two demo patients (SYNTHETIC): brain MR at a baseline and two follow-ups whose
+lesions shrink then grow (RANO-BM), and portal-venous abdominal CT at a baseline, a
+response and a progression (RECIST 1.1 and Chun); for each study does what a
+hospital's modality and PACS do: sends it to the PACS and to Nadir (dcmtk
+storescu), waits for Nadir's SR to arrive in the PACS, and prints the table the SR
+holds (lesions, the categories of each assessment), where the objects are in
 Orthanc, the OHIF viewer URL that opens the study (OHIF v3 served offline over the
 PACS's DICOMweb, when `make viewer` installed it), and the latency (last instance
 sent -> SR stored in the PACS). Run from a terminal, the PACS and the viewer stay up
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import shutil
 import sys
@@ -81,7 +84,8 @@ def process(pacs: Orthanc, nadir: NadirNode, study: DemoStudy, timeout_s: float 
 
 def report(result: StudyResult, out: Callable[[str], object] = print) -> None:
     s = result.study
-    out(f"\n=== {s.name} ({s.study_date}) — expected {s.expected}")
+    also = "".join(f", {criterion} {category}" for criterion, category in s.also_expected)
+    out(f"\n=== {s.name} ({s.study_date}) — expected {s.expected}{also}")
     out(table(result.summary))
     out(f"latency (last instance sent -> SR in the PACS): {result.latency_s:.1f} s")
     out(f"series in the PACS: {', '.join(map(str, result.series_numbers))}")
@@ -100,6 +104,24 @@ def _start_viewer(pacs: Orthanc, out: Callable[[str], object]) -> ViewerServer |
     return viewer
 
 
+def liver_timepoints(out: Path, size: str = "small", seed: int = 1) -> list[DemoStudy]:
+    """The SYNTHETIC liver patient (daemon.demo.patient): portal-venous CT at baseline and two
+    follow-ups, with the RECIST 1.1 and Chun categories the phantom was designed for."""
+    from daemon.demo.patient import TIMEPOINTS, write_abdomen_ct
+
+    studies = []
+    for t in range(len(TIMEPOINTS)):
+        written = write_abdomen_ct(out, t, size, seed)  # type: ignore[arg-type]
+        truth = json.loads(written.truth_path.read_text())
+        expected = dict(truth.get("expected", {}))
+        studies.append(DemoStudy(
+            written.folder.name, written.folder, written.study_instance_uid,
+            str(truth["study_date"]).replace("-", ""), written.files, expected.pop("RECIST1.1", ""),
+            tuple(sorted(expected.items())),
+        ))
+    return studies
+
+
 def run_demo(workdir: Path, size: str = "small", negatives: bool = False,
              out: Callable[[str], object] = print, wait: bool = False) -> list[StudyResult]:
     started = time.monotonic()
@@ -107,6 +129,7 @@ def run_demo(workdir: Path, size: str = "small", negatives: bool = False,
     studies = write_timepoints(workdir / "studies", size=size)  # type: ignore[arg-type]
     if negatives:
         studies += write_negative_cases(workdir / "studies")
+    studies += liver_timepoints(workdir / "studies", size)
     pacs = Orthanc(workdir / "orthanc")
     nadir = NadirNode(workdir / "nadir", pacs_port=pacs.dicom_port)
     pacs.nadir_port = nadir.port

@@ -22,6 +22,8 @@ class SrSummary:
     numbers: dict[str, float] = field(default_factory=dict)  # assessment NUMs: meaning -> value
     statements: tuple[str, ...] = ()  # tracking identifiers of the study-level groups
     texts: tuple[str, ...] = ()  # impression and reasons
+    # every assessment of the report: criterion (code meaning) -> category (code value)
+    assessments: dict[str, str] = field(default_factory=dict)
 
     @property
     def category(self) -> str | None:
@@ -47,9 +49,11 @@ def summarize(sr: Dataset) -> SrSummary:
     numbers: dict[str, float] = {}
     statements: list[str] = []
     texts: list[str] = []
+    assessments: dict[str, str] = {}
     for top in _items(sr):
         if _value(top, "ConceptNameCodeSequence") == "126010":
             for group in _items(top):
+                assessments.update(_assessment(group))
                 tid = next((str(i.TextValue) for i in _items(group)
                             if i.ValueType == "TEXT" and _value(i, "ConceptNameCodeSequence") == "112039"), "")
                 if any(i.ValueType == "CODE" and _meaning(i) == "Lesion kind" for i in _items(group)):
@@ -60,7 +64,16 @@ def summarize(sr: Dataset) -> SrSummary:
                         numbers[_meaning(i)] = float(i.MeasuredValueSequence[0].NumericValue)
         elif top.ValueType == "CONTAINER":
             texts += [str(i.TextValue) for i in _items(top) if i.ValueType == "TEXT"]
-    return SrSummary(read_report(sr), numbers, tuple(statements), tuple(texts))
+    return SrSummary(read_report(sr), numbers, tuple(statements), tuple(texts), assessments)
+
+
+def _assessment(group: Dataset) -> dict[str, str]:
+    """criterion -> category of a measurement group that states both (112021, 112048)."""
+    criterion = next((_meaning(i, "ConceptCodeSequence") for i in _items(group)
+                      if i.ValueType == "CODE" and _value(i, "ConceptNameCodeSequence") == "112021"), "")
+    category = next((_value(i, "ConceptCodeSequence") for i in _items(group)
+                     if i.ValueType == "CODE" and _value(i, "ConceptNameCodeSequence") == "112048"), "")
+    return {criterion: category} if criterion and category else {}
 
 
 def _f(v: float | None, d: int = 1) -> str:
@@ -79,7 +92,8 @@ def table(s: SrSummary) -> str:
         lines.append("(no lesion)")
     for name, value in s.numbers.items():
         lines.append(f"  {name}: {value:.1f}")
-    lines.append(f"  {s.back.criterion or 'RANO-BM'}: {s.category or 'not assessed'}")
+    for criterion, category in (s.assessments or {s.back.criterion or "assessment": s.category or "not assessed"}).items():
+        lines.append(f"  {criterion}: {category}")
     for st in s.statements:
         if not st.endswith("assessment"):
             lines.append(f"  {st}")

@@ -157,24 +157,3 @@ def test_normalisation_methods() -> None:
         assert abs(float(fg[air:].mean())) < 0.05 and abs(float(fg[air:].std()) - 1) < 0.05
     with pytest.raises(ValueError, match="fixed mean needs a fixed std"):
         Normalisation(method="zscore", mean=1.0)
-
-
-def test_blending_agrees_with_monai_sliding_window_inference() -> None:
-    """MONAI (a dev dependency) is the reference most sites use: same windows, same Gaussian blending."""
-    torch = pytest.importorskip("torch")
-    inferers = pytest.importorskip("monai.inferers")
-    torch.manual_seed(0)
-    net = torch.nn.Conv3d(1, 2, 3, padding=1).eval()
-    image = np.random.default_rng(3).normal(size=(1, 20, 27, 16)).astype(np.float32)
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return np.asarray(net(torch.from_numpy(x)).numpy())
-
-    ours = sliding_window(image, (12, 12, 12), predict, overlap=0.25, batch_size=2)
-    with torch.no_grad():
-        ref = inferers.sliding_window_inference(
-            torch.from_numpy(image[None]), (12, 12, 12), 2, net, overlap=0.25, mode="gaussian", sigma_scale=0.125
-        )
-    diff = np.abs(ours - np.asarray(ref)[0])
-    assert diff.max() < 0.05 * np.abs(ours).max() and diff.mean() < 1e-3
