@@ -1,4 +1,4 @@
-"""End to end, brain-metastases route: last instance sent -> Nadir's SR stored at Orthanc.
+"""End to end, brain-metastases and liver-metastases routes: last instance sent -> Nadir's SR stored at Orthanc.
 
 Real peers on loopback (daemon/demo/peers.py): Orthanc as the PACS, `nadir serve`
 (1 worker, settle time 2 s, which is part of the figure), dcmtk storescu as the
@@ -9,9 +9,13 @@ timepoints (80x200x176, 2x1x1 mm) and the full-size baseline (512x512x208 at
 
     .venv/bin/python bench/e2e.py [--model models/demo-brain-mets] [--skip-full]
 
+The liver route (demo liver model) runs on the SYNTHETIC liver patient's full-size
+baseline CT: 512x512 at 2.5 mm slices over 40 cm (160 slices), on the CPU.
+
 The last line is
-    e2e seconds full_size cpu=<x> gpu=<y or n/a>
-(gpu: n/a unless ONNX Runtime here has a CUDA provider and --gpu is given).
+    e2e seconds full_size cpu=<x> gpu=<y or n/a> liver_cpu=<z>
+(gpu: n/a unless ONNX Runtime here has a CUDA provider and --gpu is given; liver_cpu:
+n/a with --skip-full).
 """
 
 from __future__ import annotations
@@ -77,6 +81,28 @@ def run(workdir: Path, model: str, providers: str, full: bool) -> tuple[list[tup
     return out, full_s
 
 
+def run_liver(workdir: Path) -> float:
+    """The liver route on the full-size baseline CT (CPU); seconds from last instance to SR."""
+    from daemon.demo.run import liver_timepoints
+
+    t = time.monotonic()
+    study = liver_timepoints(workdir / "studies", "full")[0]
+    print(f"wrote the full-size liver CT ({study.files} files) in {time.monotonic() - t:.0f} s", flush=True)
+    pacs = Orthanc(workdir / "orthanc")
+    node = NadirNode(workdir / "nadir", pacs_port=pacs.dicom_port)
+    pacs.nadir_port = node.port
+    try:
+        pacs.start()
+        node.start()
+        r = process(pacs, node, study, timeout_s=900)
+    finally:
+        node.stop()
+        pacs.stop()
+    print(f"liver full-size baseline: {r.latency_s:.1f} s ({r.summary.assessments}, "
+          f"{len(r.summary.back.lesions)} lesions)", flush=True)
+    return r.latency_s
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="demo-brain-mets", help="model folder name under models/, or a path")
@@ -87,17 +113,21 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nadir-bench-e2e-"))
     cpu_full: float | None = None
     gpu_full: float | None = None
+    liver_full: float | None = None
     try:
         print(f"CPU ({os.cpu_count()} cores), model {args.model}", flush=True)
         _, cpu_full = run(work / "cpu", args.model, "cpu", not args.skip_full)
         if args.gpu:
             _, gpu_full = run(work / "gpu", args.model, "cuda", not args.skip_full)
+        if not args.skip_full:
+            liver_full = run_liver(work / "liver")
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     cpu = f"{cpu_full:.1f}" if cpu_full is not None else "n/a"
     gpu = f"{gpu_full:.1f}" if gpu_full is not None else "n/a"
-    print(f"e2e seconds full_size cpu={cpu} gpu={gpu}")
+    liver = f"{liver_full:.1f}" if liver_full is not None else "n/a"
+    print(f"e2e seconds full_size cpu={cpu} gpu={gpu} liver_cpu={liver}")
     return 0
 
 
