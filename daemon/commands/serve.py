@@ -5,22 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from daemon.config import ConfigError, load_settings
+from daemon.commands._store import add_config_argument, settings_or_exit
+from daemon.config import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML settings file (NADIR_* variables override it)")
+    add_config_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    settings = settings_or_exit(args)
+    if settings is None:
         return 2
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)

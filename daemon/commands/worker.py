@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from daemon.config import ConfigError, load_settings
+from daemon.commands._store import add_config_argument, settings_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ def _queues(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML settings file (NADIR_* variables override it)")
+    add_config_argument(parser)
     parser.add_argument("--queues", type=_queues, default=["default"],
                         help="comma-separated queues to take jobs from (routes' `queue:`; default: default)")
     parser.add_argument("--concurrency", type=int, default=None,
@@ -33,10 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    settings = settings_or_exit(args)
+    if settings is None:
         return 2
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for noisy in ("celery", "kombu", "amqp"):

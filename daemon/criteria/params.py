@@ -166,11 +166,41 @@ class ChunTransition(_Model):
     flags: tuple[str, ...] = ()
 
 
+class ChunGroup1Rule(_Model):
+    """Group 1 proposed when every condition holds (homogeneous, hypoattenuating, sharp, no rim)."""
+
+    hu_sd_max: Decimal = Field(gt=0)
+    lesion_to_liver_hu_max: Decimal
+    interface_hu_per_mm_min: Decimal = Field(gt=0)
+    rim_vs_liver_hu_max: Decimal
+
+
+class ChunGroup3Rule(_Model):
+    """Group 3 proposed when both hold (heterogeneous, thick ill-defined interface)."""
+
+    hu_sd_min: Decimal = Field(gt=0)
+    interface_hu_per_mm_max: Decimal = Field(gt=0)
+
+
+class ChunProposal(_Model):
+    """Thresholds that turn measured features into a proposed group: engineering defaults (chun.md §4)."""
+
+    group1: ChunGroup1Rule
+    group3: ChunGroup3Rule
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> ChunProposal:
+        if self.group1.hu_sd_max >= self.group3.hu_sd_min:
+            raise ValueError("group1.hu_sd_max must be below group3.hu_sd_min (a lesion is never both)")
+        return self
+
+
 class ChunParams(_Model):
     citation: CitationModel
     groups: tuple[int, ...]
     transitions: tuple[ChunTransition, ...]
     aggregate_patient: None = None  # no patient-level rule is published
+    proposal: ChunProposal  # the assisting classifier's thresholds (no published cut-off exists)
 
     @model_validator(mode="after")
     def _complete(self) -> ChunParams:

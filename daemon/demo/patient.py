@@ -5,8 +5,12 @@ Studies (one folder each under OUT_DIR):
 - `mr-brain-t0`, `-t1`, `-t2`: post-gadolinium 3D T1 brain MR (MNI152 background)
   with metastases that grow (B1), shrink (B2), appear (B3 at t1), vanish (B4
   after t0) and a ring-enhancing one (B5).
-- `ct-abdomen-t0..t2`: portal-venous CT, hypodense liver metastases (H1 shrinks,
-  H2 grows, H3 appears at t2) and lymph nodes (N1 shrinks, N2 stable).
+- `ct-abdomen-t0..t2`: portal-venous CT, hypodense liver metastases and lymph nodes
+  designed for RECIST 1.1 and Chun (LIVER_EXPECTED, in truth.json's "expected"):
+  baseline; a partial response at t1 (H1 and the target node N1 shrink, H1 turns from
+  Chun group 3 to 1, H2 from 3 to 2); progression at t2 (H2 grows back as group 3 and
+  H3 appears). N2 is a stable non-target node. The liver parenchyma mask is written too
+  (`organ-liver-CT03.nii.gz`).
 - `pet-brain-t0..t2`: amino-acid (FDOPA) brain PET, Bq/ml with SUV-calibrated
   headers, on the MNI152 grey/white matter maps with a bright striatum, carrying
   the brain lesions with known SUV (B1 rising, B2 falling...).
@@ -42,6 +46,7 @@ from daemon.demo.dicom import (
     write_datasets,
 )
 from daemon.demo.phantom import (
+    CHUN_LOOKS,
     SYNTHETIC_NOTE,
     Ellipsoid,
     Grid,
@@ -75,15 +80,35 @@ BRAIN_SCRIPT: dict[str, tuple[Ellipsoid, tuple[float, float, float]]] = {
            (1.0, 1.05, 0.95)),
 }
 LIVER_SCRIPT: dict[str, tuple[Ellipsoid, tuple[float, float, float]]] = {
-    "H1": (Ellipsoid("H1", (-80.0, -10.0, 30.0), (15.0, 13.0, 14.0), (0.0, 0.0, 25.0), site="liver",
-                     core_fraction=0.4), (1.0, 0.8, 0.6)),
-    "H2": (Ellipsoid("H2", (-50.0, 20.0, 60.0), (7.5, 7.0, 8.0), site="liver"), (1.0, 1.0, 1.35)),
-    "H3": (Ellipsoid("H3", (-95.0, -30.0, 0.0), (5.0, 5.0, 5.0), site="liver"), (0.0, 0.0, 1.0)),
-    "N1": (Ellipsoid("N1", (34.0, 35.0, 0.0), (7.5, 8.0, 12.0), kind="node",
-                     site="retroperitoneal lymph node"), (1.0, 0.8, 0.6)),
-    "N2": (Ellipsoid("N2", (-6.0, 50.0, -40.0), (5.0, 5.5, 8.0), kind="node",
+    "H1": (Ellipsoid("H1", (-80.0, -10.0, 30.0), (20.0, 18.0, 19.0), (0.0, 0.0, 25.0), site="liver"),
+           (1.0, 0.5, 0.5)),
+    "H2": (Ellipsoid("H2", (-50.0, 20.0, 60.0), (13.0, 12.0, 12.5), site="liver"), (1.0, 0.8, 1.4)),
+    "H3": (Ellipsoid("H3", (-95.0, -30.0, 0.0), (7.0, 7.0, 7.0), site="liver"), (0.0, 0.0, 1.0)),
+    "N1": (Ellipsoid("N1", (37.0, 35.0, 0.0), (9.0, 9.5, 13.0), kind="node",
+                     site="retroperitoneal lymph node"), (1.0, 0.5, 0.5)),
+    "N2": (Ellipsoid("N2", (-6.0, 47.0, -40.0), (6.0, 6.5, 8.0), kind="node",
                      site="retroperitoneal lymph node"), (1.0, 1.0, 1.0)),
 }
+# Chun group each metastasis is drawn as (phantom CHUN_LOOKS) per timepoint on the portal-venous CT;
+# None: the phantom's default look (sharp, 55 HU). H1 3 -> 1 (optimal), H2 3 -> 2 -> 3.
+LIVER_LOOKS: dict[str, tuple[int | None, int | None, int | None]] = {
+    "H1": (3, 1, 1), "H2": (3, 2, 3), "H3": (None, None, None),
+}
+# The designed categories per timepoint (checked against the engines on the true masks by
+# tests/demo): baseline; targets -41 % (PR); H2 grows (+30 to +35 % over the nadir, +15 to +17 mm) and H3 appears
+# (PD). Chun is per lesion (no patient-level rule is published): with two liver lesions its category
+# is "per_lesion"; each lesion's response is in LIVER_EXPECTED_LESIONS (truth.json "expected_per_lesion").
+LIVER_EXPECTED: tuple[dict[str, str], ...] = (
+    {"RECIST1.1": "BASELINE", "CHUN": "BASELINE"},
+    {"RECIST1.1": "PR", "CHUN": "per_lesion"},
+    {"RECIST1.1": "PD", "CHUN": "per_lesion"},
+)
+LIVER_EXPECTED_LESIONS: tuple[dict[str, dict[str, str]], ...] = (
+    {},
+    {"CHUN": {"H1": "optimal", "H2": "incomplete"}},
+    {"CHUN": {"H1": "optimal", "H2": "none"}},
+)
+
 # true SUV per lesion and timepoint
 PET_SUV: dict[str, tuple[float, float, float]] = {
     "H1": (9.0, 6.0, 4.0), "H2": (6.0, 6.5, 8.0), "H3": (7.0, 7.0, 7.0),
@@ -102,7 +127,7 @@ GRIDS: dict[tuple[str, Size], Grid] = {
     ("MR", "small"): Grid(shape=(120, 128, 128), spacing=(1.5, 1.8, 1.8)),
     ("MR", "full"): Grid(shape=(208, 512, 512), spacing=(1.0, 0.5, 0.5)),
     ("CT", "small"): Grid(shape=(64, 128, 128), spacing=(3.0, 2.8, 2.8)),
-    ("CT", "full"): Grid(shape=(160, 512, 512), spacing=(2.0, 0.78125, 0.78125)),
+    ("CT", "full"): Grid(shape=(160, 512, 512), spacing=(2.5, 0.78125, 0.78125)),  # 40 cm, 2.5 mm slices
     ("PT", "small"): Grid(shape=(48, 96, 96), spacing=(4.0, 4.0, 4.0)),
     ("PT", "full"): Grid(shape=(96, 192, 192), spacing=(2.0, 2.0, 2.0)),
 }
@@ -110,6 +135,15 @@ GRIDS: dict[tuple[str, Size], Grid] = {
 
 def lesions_at(script: dict[str, tuple[Ellipsoid, tuple[float, float, float]]], t: int) -> list[Ellipsoid]:
     return [tpl.scaled(scales[t]) for tpl, scales in script.values() if scales[t] > 0]
+
+
+def liver_lesions_at(t: int) -> list[Ellipsoid]:
+    """LIVER_SCRIPT at timepoint t with each metastasis drawn in its designed Chun look."""
+    out = []
+    for les in lesions_at(LIVER_SCRIPT, t):
+        group = LIVER_LOOKS.get(les.lesion_id, (None, None, None))[t]
+        out.append(les if group is None else les.textured(CHUN_LOOKS[group]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -169,7 +203,7 @@ def _series_info(seed: int, kind: str, t: int, modality: str, number: int, descr
 
 
 def _dump(folder: Path, study: StudyInfo, kind: str, t: int, series: list[dict[str, Any]],
-          known: set[str]) -> Path:
+          known: set[str], extra: dict[str, Any] | None = None) -> Path:
     present = {les["lesion_id"] for s in series for les in s["lesions"]}
     doc = {
         "synthetic": True,
@@ -182,6 +216,7 @@ def _dump(folder: Path, study: StudyInfo, kind: str, t: int, series: list[dict[s
         "coordinates": "patient LPS mm (DICOM); lesion label n in the mask = lesions[n-1]",
         "absent_lesions": sorted(known - present),
         "series": series,
+        **(extra or {}),
     }
     path = folder / "truth.json"
     path.write_text(json.dumps(doc, indent=1))
@@ -207,12 +242,20 @@ def write_abdomen_ct(out: Path, t: int, size: Size, seed: int) -> WrittenStudy:
     kind = "ct-abdomen"
     folder = out / f"{kind}-{TIMEPOINTS[t]}"
     study = _study(seed, kind, t, "CT abdomen portal venous", "ABDOMEN")
-    ph = liver_ct_phantom(GRIDS[("CT", size)], lesions_at(LIVER_SCRIPT, t), POSES[t], seed=seed * 10 + t)
+    ph = liver_ct_phantom(GRIDS[("CT", size)], liver_lesions_at(t), POSES[t], seed=seed * 10 + t)
     series = _series_info(seed, kind, t, "CT", 3, "Abdomen PV 70s", DATES[t] + timedelta(minutes=5),
                           demo_uid(seed, kind, t, "for"), contrast_agent="Iohexol 350")
     n, mask, _ = _write_series(folder, ph, ph.image, study, series, seed)
-    doc = [_truth_series(ph, series, mask, {"phase": "portal venous"})]
-    return WrittenStudy(folder, study.study_instance_uid, _dump(folder, study, kind, t, doc, set(LIVER_SCRIPT)), n)
+    liver = f"organ-liver-{series.modality}{series.series_number:02d}.nii.gz"
+    nib.save(array_to_nifti(ph.truth.organs["liver"].astype(np.uint8), ph.truth.affine), str(folder / liver))
+    doc = [_truth_series(ph, series, mask, {"phase": "portal venous", "organs": {"liver": liver}})]
+    for les in doc[0]["lesions"]:
+        group = LIVER_LOOKS.get(les["lesion_id"], (None, None, None))[t]
+        if group is not None:
+            les["chun_group"] = group  # the designed group (CHUN_LOOKS)
+    path = _dump(folder, study, kind, t, doc, set(LIVER_SCRIPT),
+                 {"expected": LIVER_EXPECTED[t], "expected_per_lesion": LIVER_EXPECTED_LESIONS[t]})
+    return WrittenStudy(folder, study.study_instance_uid, path, n)
 
 
 def write_pet_ct(out: Path, t: int, size: Size, seed: int) -> WrittenStudy:

@@ -61,6 +61,14 @@ def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # anything it started (its worker processes)
 
 
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process started in its own session and everything it started, at once
+    (as a crash or an OOM kill would), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
 @dataclass
 class Orthanc:
     workdir: Path

@@ -32,7 +32,8 @@ matter, optional necrotic core), `liver_ct_phantom` (portal-venous CT in HU,
 hypodense metastases, lymph nodes in retroperitoneal fat), `torso_pet_phantom`
 (FDG PET in SUVbw; `daemon.demo.dicom.pet_bqml` converts to Bq/ml),
 `brain_pet_phantom` (amino-acid PET in SUVbw on the MNI grey/white maps, striatum),
-`random_brain_lesions`, `random_liver_lesions`, `random_pose`, and `phantom_volume`
+`random_brain_lesions`, `random_liver_lesions` (with `chun_looks=True`, each metastasis
+textured like a random Chun group 1/2/3: see CHUN_LOOKS), `organ_mask`, `random_pose`, and `phantom_volume`
 (the phantom as a daemon.volume.Volume, no DICOM). Cost: a
 96x128x128 brain is about 0.1 s; 208x512x512 about 9 s.
 """
@@ -42,7 +43,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -158,14 +159,41 @@ class Ellipsoid:
     intensity: float | None = None
     core_fraction: float = 0.0
     site: str = ""
+    # texture (Chun's morphology on CT; 0 = none): SD of a smooth random texture added inside
+    heterogeneity_hu: float = 0.0
+    interface_mm: float = 0.0  # full width of the lesion-background ramp (below one voxel: one voxel)
+    rim_hu: float = 0.0  # added to a peripheral rim inside the lesion, `rim_mm` thick (fading inwards)
+    rim_mm: float = 3.0
 
     def scaled(self, factor: float) -> Ellipsoid:
         """The same lesion with its radii multiplied by `factor` (growth/shrinkage)."""
         r = self.radii
-        return Ellipsoid(
-            self.lesion_id, self.centre, (r[0] * factor, r[1] * factor, r[2] * factor),
-            self.angles_deg, self.kind, self.intensity, self.core_fraction, self.site,
-        )
+        return replace(self, radii=(r[0] * factor, r[1] * factor, r[2] * factor))
+
+    def textured(self, look: Look) -> Ellipsoid:
+        """The same lesion with a CT look: mean HU, texture, interface width and rim."""
+        return replace(self, intensity=look.hu, heterogeneity_hu=look.heterogeneity_hu,
+                       interface_mm=look.interface_mm, rim_hu=look.rim_hu)
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a liver metastasis looks on portal-venous CT (see CHUN_LOOKS)."""
+
+    hu: float
+    heterogeneity_hu: float
+    interface_mm: float
+    rim_hu: float
+
+
+# Designed looks of Chun's morphologic groups (Chun 2009; chun.md section 1) on this phantom
+# (liver 110 HU): group 1 homogeneous, hypodense, sharp, no rim; group 3 heterogeneous, thick
+# ill-defined interface, enhancing rim; group 2 between. Every look stays hypodense to the liver.
+CHUN_LOOKS: dict[int, Look] = {
+    1: Look(hu=30.0, heterogeneity_hu=0.0, interface_mm=0.0, rim_hu=0.0),
+    2: Look(hu=60.0, heterogeneity_hu=10.0, interface_mm=4.0, rim_hu=12.0),
+    3: Look(hu=60.0, heterogeneity_hu=26.0, interface_mm=10.0, rim_hu=28.0),
+}
 
 
 @dataclass(frozen=True)
@@ -197,6 +225,8 @@ class PhantomTruth:
     pose: Pose
     lesions: tuple[LesionTruth, ...]
     reference: dict[str, float] = field(default_factory=dict)  # e.g. white matter, liver values
+    # organ name -> where it lies, lesions excluded (CT: "liver", the parenchyma a model labels as the organ)
+    organs: dict[str, NDArray[np.bool_]] = field(default_factory=dict)
 
 
 class Phantom(NamedTuple):
@@ -241,10 +271,11 @@ def _place(lesion: Ellipsoid, pose: Pose) -> _Placed:
     return _Placed(centre=centre, rot=rot, radii=np.asarray(lesion.radii, dtype=np.float64))
 
 
-def _rho(grid_affine: F64, shape: tuple[int, int, int], placed: _Placed) -> tuple[tuple[slice, ...], F64] | None:
+def _rho(grid_affine: F64, shape: tuple[int, int, int], placed: _Placed,
+         margin_mm: float = 0.0) -> tuple[tuple[slice, ...], F64] | None:
     """Normalised ellipsoid radius sqrt(x^T A x) on the lesion's bounding box (None: off grid)."""
     inv = np.linalg.inv(grid_affine)
-    rmax = float(placed.radii.max()) + 2.0 * float(np.linalg.norm(grid_affine[:3, :3], axis=0).max())
+    rmax = float(placed.radii.max()) + 2.0 * float(np.linalg.norm(grid_affine[:3, :3], axis=0).max()) + margin_mm
     corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
     pts = placed.centre + corners * rmax
     idx = pts @ inv[:3, :3].T + inv[:3, 3]
@@ -261,6 +292,27 @@ def _rho(grid_affine: F64, shape: tuple[int, int, int], placed: _Placed) -> tupl
     return box, np.sqrt(q)
 
 
+TEXTURE_MM = 2.0  # correlation length (Gaussian sigma) of a lesion's texture
+
+
+def _texture(rng: np.random.Generator, shape: tuple[int, ...], spacing: F64) -> F32:
+    """A smooth random field of unit SD (correlation TEXTURE_MM), on a lesion's box."""
+    field_ = ndimage.gaussian_filter(rng.standard_normal(shape), TEXTURE_MM / spacing)
+    sd = float(field_.std())
+    return np.asarray(field_ / sd if sd > 0 else field_, dtype=np.float32)
+
+
+def _lesion_values(lesion: Ellipsoid, dist: F64, vox: float, value: float, texture: F32 | None) -> F32:
+    """The value inside a lesion before the core and the blend into the background: texture, rim."""
+    inner = np.full(dist.shape, value, dtype=np.float32)
+    if texture is not None:
+        inner += np.float32(lesion.heterogeneity_hu) * texture
+    if lesion.rim_hu:  # full over the outer half of rim_mm, fading to nothing at 1.5 x rim_mm deep
+        rim = np.clip((dist + 1.5 * lesion.rim_mm) / lesion.rim_mm, 0.0, 1.0).astype(np.float32)
+        inner += np.float32(lesion.rim_hu) * rim
+    return inner
+
+
 def _paint(
     image: F32,
     labels: NDArray[np.int16],
@@ -268,25 +320,32 @@ def _paint(
     lesions: Sequence[Ellipsoid],
     pose: Pose,
     value_of: dict[str, tuple[float, float]],
+    seed: int = 0,
 ) -> list[_Placed]:
-    """Paint each lesion (soft edge, optional core) into image and labels; return placements.
+    """Paint each lesion (soft edge, optional core, texture, rim) into image and labels; return placements.
 
-    value_of maps lesion_id -> (lesion value, core value).
+    value_of maps lesion_id -> (lesion value, core value). The edge is a linear ramp one voxel
+    wide, or `interface_mm` wide when larger, centred on the surface; the texture of lesion n
+    comes from the seed and n only.
     """
-    vox = float(np.linalg.norm(grid_affine[:3, :3], axis=0).min())
+    spacing = np.linalg.norm(grid_affine[:3, :3], axis=0)
+    vox = float(spacing.min())
     placed_all: list[_Placed] = []
     for n, lesion in enumerate(lesions, start=1):
         placed = _place(lesion, pose)
         placed_all.append(placed)
-        got = _rho(grid_affine, labels.shape, placed)
+        width = max(vox, lesion.interface_mm)
+        got = _rho(grid_affine, labels.shape, placed, width / 2.0)
         if got is None:
             continue
         box, rho = got
         reff = float(np.exp(np.mean(np.log(placed.radii))))
         dist = (rho - 1.0) * reff  # approximate signed distance (mm) to the surface
-        weight = np.clip(0.5 - dist / vox, 0.0, 1.0).astype(np.float32)
+        weight = np.clip(0.5 - dist / width, 0.0, 1.0).astype(np.float32)
         value, core = value_of[lesion.lesion_id]
-        inner = np.full(rho.shape, value, dtype=np.float32)
+        texture = (_texture(np.random.default_rng([seed, n]), rho.shape, spacing)
+                   if lesion.heterogeneity_hu > 0 else None)
+        inner = _lesion_values(lesion, dist, vox, value, texture)
         if lesion.core_fraction > 0:
             cdist = (rho - lesion.core_fraction) * reff
             cw = np.clip(0.5 - cdist / vox, 0.0, 1.0).astype(np.float32)
@@ -546,34 +605,48 @@ PET_TISSUE_SUV = 0.8
 PET_FAT_SUV = 0.3
 
 
-def _torso_slab(to_anat: F64, k0: int, k1: int, shape: tuple[int, int, int], attr: str,
-                tissue: float, fat: float, air: float) -> F32:
-    """The torso's values on slices k0..k1-1 (bounded memory for full-size grids)."""
+_AIR, _FAT, _TISSUE = 0, 1, 2  # torso region ids; organ n of _ORGANS is 3 + n
+
+
+def _torso_slab(to_anat: F64, k0: int, k1: int, shape: tuple[int, int, int]) -> NDArray[np.uint8]:
+    """The torso's region ids on slices k0..k1-1 (bounded memory for full-size grids)."""
     k = np.arange(k0, k1, dtype=np.float32)[:, None, None]
     j = np.arange(shape[1], dtype=np.float32)[None, :, None]
     i = np.arange(shape[2], dtype=np.float32)[None, None, :]
     m = to_anat.astype(np.float32)
     x, y, z = (m[a, 0] * k + m[a, 1] * j + m[a, 2] * i + m[a, 3] for a in range(3))
-    out = np.full((k1 - k0, shape[1], shape[2]), air, dtype=np.float32)
-    out[(x / _BODY[0]) ** 2 + (y / _BODY[1]) ** 2 <= 1.0] = fat
+    out = np.full((k1 - k0, shape[1], shape[2]), _AIR, dtype=np.uint8)
+    out[(x / _BODY[0]) ** 2 + (y / _BODY[1]) ** 2 <= 1.0] = _FAT
     inner = (x / (_BODY[0] - _FAT_MM)) ** 2 + (y / (_BODY[1] - _FAT_MM)) ** 2 <= 1.0
-    out[inner] = tissue
-    for o in _ORGANS:
+    out[inner] = _TISSUE
+    for n, o in enumerate(_ORGANS):
         q = ((x - o.centre[0]) / o.radii[0]) ** 2 + ((y - o.centre[1]) / o.radii[1]) ** 2
         if o.radii[2] > 0:
             q = q + ((z - o.centre[2]) / o.radii[2]) ** 2
-        out[(q <= 1.0) & inner] = getattr(o, attr)
+        out[(q <= 1.0) & inner] = 3 + n
     return out
 
 
-def _torso(grid: Grid, pose: Pose, attr: str, tissue: float, fat: float, air: float) -> F32:
+def _torso_ids(grid: Grid, pose: Pose) -> NDArray[np.uint8]:
     to_anat = _index_to_anatomical(grid, pose)
-    image = np.empty(grid.shape, dtype=np.float32)
+    ids = np.empty(grid.shape, dtype=np.uint8)
     step = 16
     for k0 in range(0, grid.shape[0], step):
         k1 = min(k0 + step, grid.shape[0])
-        image[k0:k1] = _torso_slab(to_anat, k0, k1, grid.shape, attr, tissue, fat, air)
-    return image
+        ids[k0:k1] = _torso_slab(to_anat, k0, k1, grid.shape)
+    return ids
+
+
+def _torso(ids: NDArray[np.uint8], attr: str, tissue: float, fat: float, air: float) -> F32:
+    """The torso's values (HU or SUV, organ attribute `attr`) from its region ids."""
+    lut = np.array([air, fat, tissue, *(float(getattr(o, attr)) for o in _ORGANS)], dtype=np.float32)
+    return np.asarray(lut[ids], dtype=np.float32)
+
+
+def organ_mask(grid: Grid, name: str = "liver", pose: Pose = Pose()) -> NDArray[np.bool_]:
+    """Where organ `name` of the torso phantom lies on the grid (before lesions are painted)."""
+    n = next(n for n, o in enumerate(_ORGANS) if o.name == name)
+    return np.asarray(_torso_ids(grid, pose) == 3 + n)
 
 
 def liver_ct_phantom(
@@ -587,10 +660,14 @@ def liver_ct_phantom(
 
     Geometric anatomy: body with subcutaneous fat, liver (110 HU), spleen,
     kidneys, aorta, IVC, vertebra. Metastases default to CT_METASTASIS_HU,
-    nodes (kind="node") to CT_NODE_HU. Truth reference: liver HU.
+    nodes (kind="node") to CT_NODE_HU; a lesion's texture fields (heterogeneity,
+    interface width, rim; see `Ellipsoid.textured` and CHUN_LOOKS) give Chun's
+    morphologic groups. Truth reference: liver HU; truth organs: the liver
+    parenchyma (lesions excluded), e.g. an organ label for training.
     """
     rng = np.random.default_rng(seed)
-    image = _torso(grid, pose, "hu", CT_TISSUE_HU, CT_FAT_HU, CT_AIR_HU)
+    ids = _torso_ids(grid, pose)
+    image = _torso(ids, "hu", CT_TISSUE_HU, CT_FAT_HU, CT_AIR_HU)
     values = {
         les.lesion_id: (
             les.intensity if les.intensity is not None else (CT_NODE_HU if les.kind == "node" else CT_METASTASIS_HU),
@@ -600,12 +677,14 @@ def liver_ct_phantom(
     }
     labels = np.zeros(grid.shape, dtype=np.int16)
     aff = grid.affine()
-    placed = _paint(image, labels, aff, lesions, pose, values)
+    placed = _paint(image, labels, aff, lesions, pose, values, seed)
     image += rng.standard_normal(grid.shape, dtype=np.float32) * np.float32(noise_hu)
+    liver = ids == 3 + _ORGANS.index(_organ("liver"))
     truth = PhantomTruth(
         modality="CT", units="HU", affine=aff, pose=pose,
         lesions=_truths(aff, labels, image, lesions, placed, values),
         reference={"liver": _organ("liver").hu},
+        organs={"liver": np.asarray(liver & (labels == 0))},
     )
     return Phantom(image, labels, truth)
 
@@ -626,7 +705,7 @@ def torso_pet_phantom(
     `stats` the SUV measured in the mask. Default lesion SUV 8, nodes 5.
     """
     rng = np.random.default_rng(seed)
-    image = _torso(grid, pose, "suv", PET_TISSUE_SUV, PET_FAT_SUV, 0.0)
+    image = _torso(_torso_ids(grid, pose), "suv", PET_TISSUE_SUV, PET_FAT_SUV, 0.0)
     values = {
         les.lesion_id: (les.intensity if les.intensity is not None else (5.0 if les.kind == "node" else 8.0), 1.0)
         for les in lesions
@@ -706,8 +785,13 @@ def random_liver_lesions(
     diameter_mm: tuple[float, float] = (8.0, 40.0),
     nodes: int = 0,
     node_short_axis_mm: tuple[float, float] = (8.0, 20.0),
+    chun_looks: bool = False,
 ) -> list[Ellipsoid]:
-    """`count` metastases inside the liver and `nodes` retroperitoneal lymph nodes (anatomical frame)."""
+    """`count` metastases inside the liver and `nodes` retroperitoneal lymph nodes (anatomical frame).
+
+    chun_looks: each metastasis also gets the look of a random Chun group (`random_look`),
+    drawn after the geometry, so the lesions are where they would be without it.
+    """
     liver = _organ("liver")
     lc, lr = np.asarray(liver.centre), np.asarray(liver.radii)
 
@@ -729,7 +813,20 @@ def random_liver_lesions(
     for n, (c, r) in enumerate(chosen, start=1):
         out.append(Ellipsoid(f"N{n}", (float(c[0]), float(c[1]), float(c[2])), (r, r, r * 1.6),
                              kind="node", site="retroperitoneal lymph node"))
+    if chun_looks:
+        out = [les.textured(random_look(rng)[1]) if les.kind == "metastasis" else les for les in out]
     return out
+
+
+def random_look(rng: np.random.Generator) -> tuple[int, Look]:
+    """A random Chun group and a look around its design (CHUN_LOOKS), still hypodense to the liver."""
+    group = int(rng.integers(1, 4))
+    base = CHUN_LOOKS[group]
+    hu = float(base.hu + rng.uniform(-10.0, 10.0))
+    interface = {1: rng.uniform(0.0, 1.5), 2: rng.uniform(3.0, 5.0), 3: rng.uniform(8.0, 12.0)}[group]
+    rim = min(float(base.rim_hu * rng.uniform(0.7, 1.2)), _organ("liver").hu - 15.0 - hu)
+    het = float(rng.uniform(0.0, 4.0)) if group == 1 else float(base.heterogeneity_hu * rng.uniform(0.7, 1.3))
+    return group, Look(hu=hu, heterogeneity_hu=het, interface_mm=float(interface), rim_hu=max(rim, 0.0))
 
 
 def phantom_volume(ph: Phantom, name: str = "phantom") -> Volume:

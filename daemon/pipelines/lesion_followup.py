@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import ValidationError
 from pydicom.dataset import Dataset
+from scipy import ndimage
 
 from daemon.criteria.assessment import Assessment
 from daemon.findings import Lesion, LesionKind, Timepoint
@@ -115,6 +116,7 @@ class FollowUpRoute:
     measure: MeasureOptions
     rule: Callable[[Path], ResponseRule]  # rules folder -> the criterion's rule
     features: Features | None = None
+    feature_sites: tuple[str, ...] = ()  # the sites whose lesions get the features (none: all)
     extra: ExtraAssessments | None = None
     # an organ label of the model that the series must show (at least `min_organ_ml`), else
     # "no suitable series" (e.g. a CT labelled abdomen whose field of view misses the liver)
@@ -200,22 +202,38 @@ def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str,
 
 
 def _site(anatomy: Anatomy, organs: Organs, lesion: MeasuredLesion, node: bool) -> str:
+    """A node's site is "lymph node"; a lesion's is the organ most of its surroundings (a
+    2-voxel ring: organ masks leave the lesion out) belong to, else the route's default."""
     if node:
         return "lymph node"
+    box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in lesion.box)
+    inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(lesion.box, box, strict=True))
+    shape = tuple(b.stop - b.start for b in box)
+    mask = np.zeros(shape, dtype=bool)
+    mask[inner] = lesion.local_mask
+    ring = ndimage.binary_dilation(mask, iterations=2) & ~mask
     for name in anatomy.organ_sites:
         organ = organs.get(name)
-        if organ is not None and np.count_nonzero(organ[lesion.box] & lesion.local_mask) * 2 > lesion.local_mask.sum():
+        if organ is None:
+            continue
+        local = organ[box]
+        ring_here = ring[tuple(slice(0, n) for n in local.shape)]  # a box clipped by the volume's far edge
+        if ring_here.any() and np.count_nonzero(local & ring_here) * 2 > np.count_nonzero(ring_here):
             return name
     return anatomy.site
 
 
-def _with_features(job: _Job, volume: Volume, organs: Organs,
-                   measured: Sequence[MeasuredLesion]) -> tuple[MeasuredLesion, ...]:
-    if job.route.features is None:
+def _with_features(job: _Job, volume: Volume, organs: Organs, measured: Sequence[MeasuredLesion],
+                   sites: Sequence[str]) -> tuple[MeasuredLesion, ...]:
+    route = job.route
+    if route.features is None:
         return tuple(measured)
-    features = job.route.features(job.rules_dir)
+    features = route.features(job.rules_dir)
     out = []
-    for m in measured:
+    for m, site in zip(measured, sites, strict=True):
+        if route.feature_sites and site not in route.feature_sites:
+            out.append(m)
+            continue
         numbers, notes = features(volume, organs, m)
         ms = replace(m.measurements, intensity={**m.measurements.intensity, **numbers},
                      notes={**m.measurements.notes, **notes})
@@ -223,12 +241,16 @@ def _with_features(job: _Job, volume: Volume, organs: Organs,
     return tuple(out)
 
 
-def _segment(job: _Job, volume: Volume, model: LoadedModel) -> tuple[tuple[MeasuredLesion, ...], Organs, list[bool]]:
+def _segment(job: _Job, volume: Volume,
+             model: LoadedModel) -> tuple[tuple[MeasuredLesion, ...], Organs, tuple[bool, ...], tuple[str, ...]]:
+    """The model's lesions measured (with the route's features), its organs, and per lesion
+    whether it is a node and its site."""
     lesions, organs = split_roles(segment(volume, model), model.manifest)
     measured = measure_mask(volume, lesions, job.route.measure)
     node_labels = {label.value for label in model.manifest.labels if label.role == "lesion" and label.node}
-    nodes = [m.label in node_labels for m in measured]
-    return _with_features(job, volume, organs, measured), organs, nodes
+    nodes = tuple(m.label in node_labels for m in measured)
+    sites = tuple(_site(job.route.anatomy, organs, m, node) for m, node in zip(measured, nodes, strict=True))
+    return _with_features(job, volume, organs, measured, sites), organs, nodes, sites
 
 
 def _organ_missing(route: FollowUpRoute, volume: Volume, organs: Organs) -> str:
@@ -266,10 +288,9 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
         raise PipelineError(f"model {name!r}: {exc}") from exc
     m = model.manifest
     info = ModelInfo(m.name, m.version, m.sha256)
-    measured, organs, nodes = _segment(job, volume, model)
+    measured, organs, nodes, sites = _segment(job, volume, model)
     if missing := _organ_missing(route, volume, organs):
         return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, info, volume)
-    sites = tuple(_site(route.anatomy, organs, les, node) for les, node in zip(measured, nodes, strict=True))
     req = Request(inp.route, str(sources[0].get("PatientID", "")), inp.study_instance_uid,
                   _study_date(sources[0]), job.params.priors_from, inp.report.sr_series_number,
                   tuple((job.params.series or route.default_series).modality))
@@ -277,7 +298,7 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
     if not measured and not priors.timepoints:
         return _empty(job, sources, Outcome.NO_LESION, f"the model {m.name} {m.version} found no lesion in the series",
                       info, volume)
-    image = _Image(volume, sources, info, organs, measured, sites, tuple(nodes), chosen.series_instance_uid)
+    image = _Image(volume, sources, info, organs, measured, sites, nodes, chosen.series_instance_uid)
     return _follow(job, req, priors, image, tuple(headers))
 
 

@@ -76,7 +76,9 @@ def regimen_texts(headers: Sequence[Dataset]) -> list[str]:
 
 
 def chun(facts: StudyFacts, history: Sequence[Timepoint], current: Timepoint) -> tuple[Assessment, ...]:
-    found = chun_assessment(facts.rules_dir, history, current, bevacizumab_mentioned(regimen_texts(facts.headers)))
+    # a study that does not say bevacizumab gets the regimen warning (None: nothing said)
+    bevacizumab = bool(bevacizumab_mentioned(regimen_texts(facts.headers)))
+    found = chun_assessment(facts.rules_dir, history, current, bevacizumab)
     return (found,) if found is not None else ()
 
 
@@ -89,6 +91,7 @@ ROUTE = FollowUpRoute(
     measure=MeasureOptions(quantity="hu"),
     rule=RecistRule,
     features=chun_features,
+    feature_sites=("liver",),
     extra=chun,
     required_organ="liver",
     min_organ_ml=MIN_LIVER_ML,

@@ -11,7 +11,6 @@ sent when it is back). The jobs run in `nadir worker` processes (`runtime.celery
 from __future__ import annotations
 
 import logging
-import threading
 
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -19,6 +18,7 @@ from daemon.runtime.bus import JobsQueued
 from daemon.runtime.celery_app import TASK, make_app
 from daemon.runtime.context import Context
 from daemon.runtime.execution import utcnow
+from daemon.runtime.loop import WakeableLoop
 from daemon.store import jobs as jobstore
 
 log = logging.getLogger(__name__)
@@ -32,31 +32,22 @@ class CeleryExecutor:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._app = make_app(ctx.settings.jobs.broker_url)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="celery-dispatch", daemon=True)
+        self._loop = WakeableLoop("celery-dispatch", ctx.settings.jobs.poll_seconds, self._dispatch_pass)
         self._broker_down = False
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
         log.info("jobs go to the workers through %s", _redacted(self._ctx.settings.jobs.broker_url))
 
     def on_jobs_queued(self, _queued: JobsQueued) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
+        self._loop.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.dispatch_due()
-            except Exception:
-                log.exception("job dispatch failed")
-            self._wake.wait(self._ctx.settings.jobs.poll_seconds)
-            self._wake.clear()
+    def _dispatch_pass(self) -> bool:
+        self.dispatch_due()
+        return False
 
     def dispatch_due(self) -> int:
         """Send the messages of the due jobs; returns how many were sent."""
@@ -65,7 +56,7 @@ class CeleryExecutor:
             due = jobstore.dispatchable(session, utcnow(), jobs.redispatch_seconds)
         sent = 0
         for job_id, queue in due:
-            if self._stop.is_set():
+            if self._loop.stopping:
                 break
             try:
                 self._app.send_task(TASK, args=[job_id], queue=queue, retry=True, retry_policy=SEND_RETRY_POLICY)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,40 @@ def test_brain_pet_reference_regions() -> None:
     k, j, i = np.round(np.linalg.inv(truth.affine)[:3, :3] @ putamen + np.linalg.inv(truth.affine)[:3, 3]).astype(int)
     assert image[k, j, i] > 2.0  # the striatum is hot
     assert truth.lesions[0].stats["max"] == pytest.approx(4.0, rel=0.15)
+
+
+def test_chun_looks_texture_interface_and_rim() -> None:
+    from scipy import ndimage
+
+    from daemon.demo.phantom import CHUN_LOOKS, organ_mask
+
+    grid = Grid((24, 90, 90), (2.5, 1.0, 1.0), centre=(-70.0, -5.0, 30.0))
+    base = Ellipsoid("H", (-70.0, -5.0, 30.0), (16.0, 16.0, 16.0))
+    looks = {g: liver_ct_phantom(grid, [base.textured(CHUN_LOOKS[g])], seed=4, noise_hu=0.0) for g in (1, 2, 3)}
+    liver_hu = looks[1].truth.reference["liver"]
+    core = ndimage.binary_erosion(looks[1].labels == 1, iterations=3)
+    sd = {g: float(p.image[core].std()) for g, p in looks.items()}
+    assert sd[1] < 1.0 < sd[2] < sd[3]  # homogeneous -> heterogeneous
+    assert all(p.truth.lesions[0].stats["mean"] < liver_hu - 20 for p in looks.values())  # all hypodense
+    blurred = liver_ct_phantom(grid, [replace(base, intensity=30.0, interface_mm=10.0)], noise_hu=0.0)
+    sharp = liver_ct_phantom(grid, [replace(base, intensity=30.0)], noise_hu=0.0)
+    lesion = sharp.labels == 1
+    shell = ndimage.binary_dilation(lesion, iterations=4) & ~ndimage.binary_dilation(lesion, iterations=2)
+    assert float(sharp.image[shell].mean()) == pytest.approx(liver_hu)  # 2-4 mm out: liver
+    assert float(blurred.image[shell].mean()) < liver_hu - 8  # still inside a 10 mm wide interface
+    liver = looks[1].truth.organs["liver"]
+    assert not (liver & (looks[1].labels > 0)).any()
+    np.testing.assert_array_equal(liver, organ_mask(grid) & (looks[1].labels == 0))
+    rim = liver_ct_phantom(grid, [Ellipsoid("H", base.centre, base.radii, rim_hu=40.0)], noise_hu=0.0)
+    inner = (rim.labels == 1) & ~ndimage.binary_erosion(rim.labels == 1, iterations=1)
+    assert float(rim.image[inner].mean()) > float(liver_ct_phantom(grid, [base], noise_hu=0.0).image[inner].mean()) + 25
+    assert base.scaled(0.5).textured(CHUN_LOOKS[3]).interface_mm == CHUN_LOOKS[3].interface_mm
+
+
+def test_random_chun_looks_keep_the_geometry() -> None:
+    plain = random_liver_lesions(np.random.default_rng(9), 4, nodes=1)
+    looked = random_liver_lesions(np.random.default_rng(9), 4, nodes=1, chun_looks=True)
+    assert [(a.centre, a.radii) for a in plain] == [(b.centre, b.radii) for b in looked]
+    mets = [les for les in looked if les.kind == "metastasis"]
+    assert all(les.intensity is not None and les.intensity + les.rim_hu <= 95.0 for les in mets)
+    assert looked[-1].kind == "node" and looked[-1].heterogeneity_hu == 0.0

@@ -159,9 +159,7 @@ class Worker:
     def kill9(self) -> None:
         """SIGKILL the worker and its children at once, as a crash or an OOM kill would."""
         assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
+        peers.kill_group(self.proc)
         self.proc = None
 
     def stop(self) -> None:

@@ -27,7 +27,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from daemon.demo.peers import free_port  # noqa: F401 - the tests' one place
+from daemon.demo.peers import free_port, kill_group  # noqa: F401 - the tests' one place
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO_ROOT / ".venv" / "bin" / "python")
@@ -205,9 +205,7 @@ class Node:
     def kill9(self) -> None:
         """SIGKILL the node and every process it started (as a crash or OOM kill would)."""
         assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
+        kill_group(self.proc)
         self.proc = None
 
     def log_text(self) -> str:
