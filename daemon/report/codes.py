@@ -28,6 +28,7 @@ MM3 = CodedConcept("mm3", "UCUM", "cubic millimeter")
 PERCENT = CodedConcept("%", "UCUM", "Percent")
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
 HU = CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit")
+HU_PER_MM = CodedConcept("[hnsf'U]/mm", "UCUM", "Hounsfield unit per millimeter")
 SUV_BW_UNIT = CodedConcept("g/ml{SUVbw}", "UCUM", "Standardized Uptake Value body weight")
 SUV_BW = CodedConcept("126401", "DCM", "SUVbw")
 # SUL: lean body mass by Janmahasatian, as criteria/suv.py computes it (percist_suv.md)
@@ -55,6 +56,24 @@ ABS_CHANGE = nadir("ABSCHANGE", "Absolute change from nadir")
 CRITERION_CITATION = nadir("CITATION", "Criterion citation")
 REASON = nadir("REASON", "Reason")
 RATIO = nadir("RATIO", "Ratio")
+
+# Chun features (liver metastases on portal-venous CT) without a PS3.16 concept: differences
+# of mean attenuation between two regions, and the attenuation gradient across an interface.
+# (mean and SD attenuation inside the lesion have standard codes: 112031 + derivation)
+LESION_TO_LIVER_HU = nadir("ILESLIVERDHU", "Lesion minus liver mean attenuation")
+INTERFACE_GRADIENT = nadir("IIFACEGRADHU", "Lesion-liver interface attenuation gradient")
+RIM_VS_CORE_HU = nadir("IRIMCOREDHU", "Rim minus core mean attenuation")
+RIM_VS_LIVER_HU = nadir("IRIMLIVERDHU", "Rim minus liver mean attenuation")
+# the morphologic group an assisting classifier proposes, to be confirmed by a radiologist
+CHUN_GROUP = nadir("CHUNGROUP", "Proposed Chun morphologic group")
+CHUN_GROUP_CONFIRMED = nadir("CHUNGROUPRAD", "Chun morphologic group, by a radiologist")
+CHUN_BASIS = nadir("CHUNBASIS", "Basis of the proposed Chun group")
+CHUN_GROUPS: dict[str, CodedConcept] = {g: nadir(f"CHUNG{g}", f"Chun group {g}") for g in ("1", "2", "3")}
+REVIEW_STATUS = nadir("REVIEW", "Review status")
+TO_CONFIRM = nadir("TOCONFIRM", "Proposed, to be confirmed by a radiologist")
+# OHIF 3.x shows the TEXT (DCM,121106,"Comment") of a measurement group as its label
+# (cornerstone-dicom-sr getSopClassHandlerModule; @cornerstonejs/adapters COMMENT_CODE)
+COMMENT = codes.DCM.Comment
 
 # criterion -> Response Evaluation Method value (CID 6147 where it exists)
 CRITERIA: dict[str, CodedConcept] = {
@@ -84,11 +103,13 @@ CATEGORIES: dict[str, str] = {
     "OPTIMAL": "Optimal morphologic response",
     "INCOMPLETE": "Incomplete morphologic response",
     "NONE": "No morphologic response",
+    "PER_LESION": "Per lesion",
     "NO_LESION": "No lesion found",
     "NO_SERIES": "No suitable series",
 }
 
 _SAFE = re.compile(r"[^A-Z0-9]+")
+_ALIASES = {"NOT_EVALUABLE": "NE"}  # chun.py's per-lesion "not_evaluable"
 
 
 def criterion_code(criterion: str) -> CodedConcept:
@@ -101,8 +122,15 @@ def criterion_code(criterion: str) -> CodedConcept:
 def category_code(category: str) -> CodedConcept:
     """A 99NADIR code for any response category (known ones with a fixed meaning)."""
     key = _SAFE.sub("_", category.strip().upper()).strip("_") or "UNKNOWN"
+    key = _ALIASES.get(key, key)
     meaning = CATEGORIES.get(key, category.replace("_", " ").strip().capitalize() or "Unknown")
     return nadir(key[:16], meaning[:64])
+
+
+def lesion_response_code(criterion: str) -> CodedConcept:
+    """Concept of one lesion's response under a per-lesion criterion (e.g. Chun)."""
+    key = _SAFE.sub("", criterion.strip().upper())[:12] or "UNKNOWN"
+    return nadir(f"{key}RESP", f"{criterion} response of the lesion"[:64])
 
 
 def as_coded(code: Code) -> CodedConcept:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +19,14 @@ from daemon.report.render import (
     trend_series,
 )
 from daemon.report.sc import KeyImage, orientation_letters
-from daemon.report.text import Impression, category_label, key_numbers
+from daemon.report.text import (
+    Impression,
+    category_label,
+    chun_groups,
+    key_numbers,
+    lesion_result,
+    proposed_group,
+)
 
 WORDS = {
     "en": {"target": "target", "non-target": "non-target", "new": "new", "long": "L", "short": "S",
@@ -28,7 +36,8 @@ WORDS = {
            "resp": "response threshold", "prog": "progression threshold", "na": "n/m",
            "footer": "Nadir {version} - automated measurement, not verified by a physician",
            "quantity": "Quantity", "value": "Value", "sum": "Sum of diameters (mm)",
-           "base": "Baseline (mm)", "nad": "Nadir (mm)", "pb": "Change vs baseline (%)", "pn": "Change vs nadir (%)"},
+           "base": "Baseline (mm)", "nad": "Nadir (mm)", "pb": "Change vs baseline (%)", "pn": "Change vs nadir (%)",
+           "chun": "Chun group (proposed — confirm)", "chun_confirmed": "Chun group", "response": "response"},
     "fr": {"target": "cible", "non-target": "non cible", "new": "nouvelle", "long": "GA", "short": "PA",
            "trend": "Somme des diamètres au cours du temps", "summary": "Synthèse Nadir", "slice": "coupe",
            "lesion": "Lésion", "kind": "Type", "la": "Grand axe (mm)", "sa": "Petit axe (mm)",
@@ -36,7 +45,8 @@ WORDS = {
            "resp": "seuil de réponse", "prog": "seuil de progression", "na": "n/m",
            "footer": "Nadir {version} - mesure automatique, non validée par un médecin",
            "quantity": "Grandeur", "value": "Valeur", "sum": "Somme des diamètres (mm)",
-           "base": "Référence (mm)", "nad": "Nadir (mm)", "pb": "Variation / référence (%)", "pn": "Variation / nadir (%)"},
+           "base": "Référence (mm)", "nad": "Nadir (mm)", "pb": "Variation / référence (%)", "pn": "Variation / nadir (%)",
+           "chun": "Chun (proposé — à confirmer)", "chun_confirmed": "Groupe de Chun", "response": "réponse"},
 }
 
 
@@ -97,6 +107,30 @@ def _table(req: ReportRequest, w: dict[str, str], lang: str) -> list[tuple[str, 
     return rows if len(rows) > 1 else []
 
 
+def per_lesion_rows(req: ReportRequest, w: dict[str, str], lang: str, templates: Path) -> list[tuple[str, ...]]:
+    """Per lesion: its proposed Chun group (baseline -> now) and each extra assessment's response."""
+    groups = chun_groups(req)
+    extras = [a for a in req.extra_assessments if any(lesion_result(a, les) for les in req.timepoint.lesions)]
+    if not groups and not extras:
+        return []
+    header = [w["lesion"]]
+    if groups:
+        header.append(w["chun"] if any(proposed_group(les) for les in req.timepoint.lesions) else w["chun_confirmed"])
+    colon = " :" if lang == "fr" else ":"
+    header += [f"{a.criterion}{colon} {w['response']}" for a in extras]
+    rows: list[tuple[str, ...]] = [tuple(header)]
+    for les in req.timepoint.lesions:
+        row = [les.tracking_id]
+        if groups:
+            base, now = groups.get(les.tracking_id, (None, None))
+            row.append(f"{base} → {now}" if base and now else now or "-")
+        for a in extras:
+            r = lesion_result(a, les)
+            row.append(category_label(r.category.upper(), lang, templates) if r else "-")
+        rows.append(tuple(row))
+    return rows
+
+
 def _numbers(req: ReportRequest, w: dict[str, str], lang: str) -> list[tuple[str, ...]]:
     k = key_numbers(req.assessment)
     rows: list[tuple[str, ...]] = [(w["quantity"], w["value"])]
@@ -151,7 +185,7 @@ def key_images(
         label = category_label(req.assessment.category, lang, settings.templates_dir)
         colon = " :" if lang == "fr" else ":"
         title = f"{title} - {req.assessment.criterion}{colon} {label} ({req.assessment.category})"
-    tables = [_numbers(req, w, lang), _table(req, w, lang)]
+    tables = [_numbers(req, w, lang), _table(req, w, lang), per_lesion_rows(req, w, lang, settings.templates_dir)]
     page = summary_page(title, impression.line, tables, impression.details, footer)
     add(page, first, False, "summary page")
     return out

@@ -10,7 +10,7 @@ from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from daemon.report.sr import character_set
+from daemon.report.sr import character_set, write_in
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def build_kos(
         manufacturer=ident.manufacturer,
     )
     kos.SeriesDescription = ident.series_description
-    kos.SpecificCharacterSet = character_set(referenced)
+    write_in(kos, character_set(referenced))
     return kos
 
 
@@ -84,5 +84,5 @@ def build_rejection(
         manufacturer=ident.manufacturer,
     )
     kos.SeriesDescription = ident.series_description
-    kos.SpecificCharacterSet = character_set(rejected)
+    write_in(kos, character_set(rejected))
     return kos

@@ -35,6 +35,8 @@ _KIND_BY_CODE = {v.value: k for k, v in KIND_VALUES.items()}
 _INTENSITY_BY_CODE = {
     (c.value, d.value if d is not None else ""): name for name, (c, d, _) in INTENSITY.items()
 }
+_CHUN_GROUP_BY_CODE = {c.value: g for g, c in nc.CHUN_GROUPS.items()}
+_CHUN_GROUP_CONCEPTS = (nc.CHUN_GROUP.value, nc.CHUN_GROUP_CONFIRMED.value)
 
 
 class NotOurReport(ValueError):
@@ -47,9 +49,11 @@ class ReadBack:
     study_date: date | None
     sop_instance_uid: str
     lesions: tuple[Lesion, ...]
-    criterion: str | None = None
+    criterion: str | None = None  # the main assessment's (the first assessment group)
     category: str | None = None  # 99NADIR code value, e.g. PD
     comparison_studies: tuple[str, ...] = ()
+    # the other assessment groups, in document order: (criterion, category), e.g. Chun's
+    other_assessments: tuple[tuple[str | None, str | None], ...] = ()
 
 
 @dataclass
@@ -61,6 +65,7 @@ class _Acc:
     max_3d: float | None = None
     intensity: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
     segment_number: int | None = None
 
 
@@ -153,6 +158,14 @@ def _read_group(acc: _Acc, group: Dataset, geometry: Mapping[str, Dataset]) -> N
             acc.tracking_id = text[len(OHIF_BIDIRECTIONAL):] if text.startswith(OHIF_BIDIRECTIONAL) else text
         elif item.ValueType == "CODE" and (value, scheme) == (KIND_CONCEPT.value, nc.NADIR_SCHEME):
             acc.kind = _KIND_BY_CODE.get(_code(item, "ConceptCodeSequence")[0])
+        elif item.ValueType == "CODE" and scheme == nc.NADIR_SCHEME and value in _CHUN_GROUP_CONCEPTS:
+            chun = _CHUN_GROUP_BY_CODE.get(_code(item, "ConceptCodeSequence")[0])
+            if chun is not None:
+                acc.notes["chun_group"] = chun
+                if value == nc.CHUN_GROUP_CONFIRMED.value:
+                    acc.notes["chun_group_source"] = "radiologist"
+        elif item.ValueType == "TEXT" and (value, scheme) == (nc.CHUN_BASIS.value, nc.NADIR_SCHEME):
+            acc.notes["chun_basis"] = str(item.TextValue)
         elif item.ValueType == "NUM":
             _read_num(acc, item, geometry)
         elif item.ValueType == "IMAGE" and value == "121191":
@@ -168,16 +181,21 @@ def _tracking_uid(group: Dataset) -> str | None:
     return None
 
 
-def _assessment(root: Dataset) -> tuple[str | None, str | None]:
-    criterion = category = None
+def _assessments(root: Dataset) -> list[tuple[str | None, str | None]]:
+    """(criterion meaning, category code value) of each group stating either (an assessment,
+    or 'Not evaluable'), in document order."""
+    out: list[tuple[str | None, str | None]] = []
     for group in _measurement_groups(root):
+        criterion = category = None
         for item in _children(group):
             name = _code(item)[0]
             if item.ValueType == "CODE" and name == "112021":
                 criterion = _code(item, "ConceptCodeSequence")[2]
             elif item.ValueType == "CODE" and name == "112048":
                 category = _code(item, "ConceptCodeSequence")[0]
-    return criterion, category
+        if criterion is not None or category is not None:
+            out.append((criterion, category))
+    return out
 
 
 def _measurement_groups(root: Dataset) -> list[Dataset]:
@@ -203,7 +221,8 @@ def read_report(sr: Dataset, geometry: Mapping[str, Dataset] | None = None) -> R
         if acc.kind is None:
             continue  # a study-level group (no lesion, not evaluable, assessment)
         lesions.append(_lesion(uid, acc))
-    criterion, category = _assessment(sr)
+    assessments = _assessments(sr)
+    criterion, category = assessments[0] if assessments else (None, None)
     comparisons = tuple(
         str(s.StudyInstanceUID) for s in sr.get("PertinentOtherEvidenceSequence", [])
     )
@@ -215,6 +234,7 @@ def read_report(sr: Dataset, geometry: Mapping[str, Dataset] | None = None) -> R
         criterion=criterion,
         category=category,
         comparison_studies=comparisons,
+        other_assessments=tuple(assessments[1:]),
     )
 
 
@@ -233,6 +253,7 @@ def _lesion(uid: str, acc: _Acc) -> Lesion:
         max_3d_diameter_mm=acc.max_3d,
         intensity=acc.intensity,
         ratios=acc.ratios,
+        notes=acc.notes,
     )
     assert acc.kind is not None
     return Lesion(

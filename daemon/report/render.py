@@ -153,13 +153,27 @@ def trend_plot(series: TrendSeries, lines: TrendLines, title: str, footer: str, 
     return _to_rgb(fig)
 
 
+TABLE_CHARS = 110  # about as many 9 pt characters fit across a table
+
+
+def _widths(rows: Sequence[tuple[str, ...]]) -> list[float] | None:
+    """Equal columns (None) when every cell fits with room to spare; else widths in
+    proportion to each column's longest text (header included)."""
+    n = len(rows[0])
+    if max((len(cell) for r in rows[1:] for cell in r), default=0) <= 0.8 * TABLE_CHARS / n:
+        return None
+    longest = [max(len(r[c]) for r in rows) + 2 for c in range(n)]
+    return [k / sum(longest) for k in longest]
+
+
 def _table(fig: Figure, top: float, rows: Sequence[tuple[str, ...]]) -> float:
     """Draw a table whose first row is the header; return the y below it."""
     height = 0.03 * len(rows)
     bottom = max(0.1, top - height)
     ax = fig.add_axes((0.04, bottom, 0.92, top - bottom))
     ax.set_axis_off()
-    t = ax.table(cellText=[list(r) for r in rows[1:]], colLabels=list(rows[0]), loc="upper left", cellLoc="left")
+    t = ax.table(cellText=[list(r) for r in rows[1:]], colLabels=list(rows[0]), loc="upper left", cellLoc="left",
+                 colWidths=_widths(rows))
     t.auto_set_font_size(False)
     t.set_fontsize(9)
     t.scale(1.0, 1.3)
@@ -184,6 +198,10 @@ def summary_page(
         if len(rows) > 1:
             y = _table(fig, y, rows)
     body = "\n".join(textwrap.fill(line, width=95) for line in details.splitlines())
-    fig.text(0.04, y, body, fontsize=9, va="top", family="monospace")
+    # a long text (several criteria) gets a smaller font rather than running into the footer
+    room, per_line = y - 0.045, 0.0155  # page fraction per line at 9 pt
+    lines = body.count("\n") + 1
+    size = 9.0 if lines * per_line <= room else max(6.0, 9.0 * room / (lines * per_line))
+    fig.text(0.04, y, body, fontsize=size, va="top", family="monospace")
     fig.text(0.04, 0.02, footer, fontsize=8, color="#555555")
     return _to_rgb(fig)

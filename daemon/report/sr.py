@@ -117,6 +117,7 @@ def measurement_groups(
         volume=req.volume,
         volumetric_groups=ident.volumetric_groups,
         default_site=nc.as_coded(req.finding_site) if req.finding_site else None,
+        extra_assessments=req.extra_assessments,
     )
     study, route, ver = req.study_instance_uid, req.route, ident.software_version
     groups: list[Group] = []
@@ -154,6 +155,11 @@ def measurement_groups(
                 codes.DCM.CurrentResponse, nc.category_code("NE"),
             )
         )
+    for extra in req.extra_assessments:
+        # its own group after the main one (read back as the main: the first); its numbers,
+        # if any, stay in the text: on the main group's anchor OHIF would overprint them
+        uid = marker_uid(study, route, ver, f"assessment-{nc.criterion_code(extra.criterion).value}")
+        groups.append(assessment_group(extra, uid, ctx, None))
     return groups
 
 
@@ -172,6 +178,10 @@ def qualitative_evaluations(req: ReportRequest, impression: Impression) -> hd.sr
     reasons = list(a.reasons) if a is not None else ([req.reason] if req.reason else [])
     for reason in reasons:
         items.append(hd.sr.TextContentItem(nc.REASON, _cut(reason), contains))
+    for x in req.extra_assessments:
+        items.append(hd.sr.TextContentItem(nc.CRITERION_CITATION, _cut(f"{x.criterion}: {x.citation.text}"), contains))
+        for reason in x.reasons:
+            items.append(hd.sr.TextContentItem(nc.REASON, _cut(f"{x.criterion}: {reason}"), contains))
     box.ContentSequence = hd.sr.ContentSequence(items)
     return box
 
@@ -242,9 +252,38 @@ def build_sr(
     sr.ManufacturerModelName = "Nadir"
     sr.SoftwareVersions = ident.software_version
     sr.DeviceSerialNumber = ident.install_id
-    sr.SpecificCharacterSet = character_set(req.source_images)
+    write_in(sr, character_set(req.source_images))
     sr.CodingSchemeIdentificationSequence = [nc.coding_scheme_identification()]
     return sr
+
+
+_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN", "UC"})
+# typographic characters of our texts (and of criteria's reasons) that Latin-1 lacks
+_LATIN1_FOLD = str.maketrans({
+    "\u2014": "-", "\u2013": "-", "\u2212": "-", "\u2192": "->", "\u2190": "<-", "\u2265": ">=",
+    "\u2264": "<=", "\u2026": "...", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+})
+
+
+def latin1_text(text: str) -> str:
+    """`text` with what Latin-1 cannot write folded ("proposed — confirm" -> "proposed - confirm")."""
+    folded = text.translate(_LATIN1_FOLD)
+    return folded.encode("latin-1", errors="replace").decode("latin-1")
+
+
+def write_in(ds: Dataset, charset: str) -> None:
+    """Set `ds`'s Specific Character Set; in Latin-1, fold every text value Latin-1 cannot hold
+    (nested sequences included), so that writing never has to substitute characters."""
+    ds.SpecificCharacterSet = charset
+    if charset != "ISO_IR 100":
+        return
+    for elem in ds.iterall():
+        if elem.VR not in _TEXT_VRS or not isinstance(elem.value, str):
+            continue
+        try:
+            elem.value.encode("latin-1")
+        except UnicodeEncodeError:
+            elem.value = latin1_text(elem.value)
 
 
 def character_set(sources: Sequence[Dataset]) -> str:

@@ -4,6 +4,9 @@ Layout of conformance.md §1/§2.2: per measured lesion one TID 1501 group with 
 Axis and Short Axis NUMs, each with one two-point POLYLINE SCOORD on its source
 slice; a TID 1411 group with the same tracking UID for volume and intensities,
 referencing the lesion's SEG segment. Tracking UIDs are always passed explicitly.
+Each lesion group carries the lesion's name as a TEXT (DCM,121106,"Comment"): the
+label OHIF 3.x prints beside its callipers. A lesion may add the Chun features, its
+proposed Chun group and, per extra assessment with a result for it, its response.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pydicom.sr.codedict import codes
 from daemon.criteria.assessment import Assessment
 from daemon.findings import Calliper, Lesion, LesionKind
 from daemon.report import codes as nc
-from daemon.report.text import key_numbers
+from daemon.report.text import is_proposal, key_numbers, lesion_result, proposed_group
 from daemon.volume import SliceRef, Volume
 
 OHIF_BIDIRECTIONAL = "Cornerstone3DTools@^0.1.0:Bidirectional:"
@@ -44,6 +47,12 @@ INTENSITY: dict[str, tuple[CodedConcept, CodedConcept | None, CodedConcept]] = {
     f"{q}_{stat}": (concept, derivation, unit)
     for q, (concept, unit) in _QUANTITIES.items()
     for stat, derivation in _STATS.items()
+} | {
+    # the Chun features of a liver lesion (measure/chun_features.py)
+    "lesion_to_liver_hu": (nc.LESION_TO_LIVER_HU, None, nc.HU),
+    "interface_hu_per_mm": (nc.INTERFACE_GRADIENT, None, nc.HU_PER_MM),
+    "rim_vs_core_hu": (nc.RIM_VS_CORE_HU, None, nc.HU),
+    "rim_vs_liver_hu": (nc.RIM_VS_LIVER_HU, None, nc.HU),
 }
 
 
@@ -55,6 +64,7 @@ class GroupContext:
     volume: Volume | None = None  # to place a centroid anchor when there is no long axis
     volumetric_groups: bool = False  # volume/intensities in a TID 1411 group (see sr.py)
     default_site: CodedConcept | None = None  # the route's organ when a lesion's site is free text
+    extra_assessments: tuple[Assessment, ...] = ()  # per-lesion results go into the lesion groups
 
 
 def tracking(uid: str, label: str, ohif: bool = False) -> hd.sr.TrackingIdentifier:
@@ -96,6 +106,35 @@ def _sites(lesion: Lesion, ctx: GroupContext) -> list[hd.sr.FindingSite] | None:
 
 def _kind(lesion: Lesion) -> hd.sr.QualitativeEvaluation:
     return hd.sr.QualitativeEvaluation(KIND_CONCEPT, KIND_VALUES[lesion.kind])
+
+
+def _proposals(lesion: Lesion, ctx: GroupContext) -> list[hd.sr.QualitativeEvaluation]:
+    """The proposed Chun group and each extra assessment's response for this lesion,
+    flagged 'to be confirmed' when any of them is a proposal."""
+    out = []
+    group = nc.CHUN_GROUPS.get(lesion.measurements.notes.get("chun_group", ""))
+    proposed = group is not None and proposed_group(lesion)
+    if group is not None:
+        concept = nc.CHUN_GROUP if proposed else nc.CHUN_GROUP_CONFIRMED
+        out.append(hd.sr.QualitativeEvaluation(concept, group))
+    for a in ctx.extra_assessments:
+        r = lesion_result(a, lesion)
+        if r is not None:
+            out.append(hd.sr.QualitativeEvaluation(nc.lesion_response_code(a.criterion), nc.category_code(r.category)))
+            proposed = proposed or is_proposal(a)
+    if proposed:
+        out.append(hd.sr.QualitativeEvaluation(nc.REVIEW_STATUS, nc.TO_CONFIRM))
+    return out
+
+
+def _texts(lesion: Lesion) -> list[hd.sr.TextContentItem]:
+    """The lesion's name (OHIF's calliper label) and the basis of its proposed Chun group."""
+    contains = hd.sr.RelationshipTypeValues.CONTAINS
+    out = [hd.sr.TextContentItem(nc.COMMENT, lesion.tracking_id[:64], contains)]
+    basis = lesion.measurements.notes.get("chun_basis")
+    if basis and "chun_group" in lesion.measurements.notes:
+        out.append(hd.sr.TextContentItem(nc.CHUN_BASIS, basis[:1024], contains))
+    return out
 
 
 def anchor(lesion: Lesion, volume: Volume | None) -> hd.sr.CoordinatesForMeasurement | None:
@@ -145,7 +184,8 @@ def lesion_group(
     where = anchor(lesion, ctx.volume)
     if not ctx.volumetric_groups and where is not None:
         measurements.extend(volume_measurements(lesion, where))
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
+    evaluations.extend(_proposals(lesion, ctx))
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking(lesion.tracking_uid, lesion.tracking_id, ctx.ohif_hydratable),
         finding_type=ctx.finding,
         finding_sites=_sites(lesion, ctx),
@@ -154,6 +194,8 @@ def lesion_group(
         qualitative_evaluations=evaluations,
         source_images=[segment_source] if segment_source is not None else None,
     )
+    group[0].ContentSequence.extend(_texts(lesion))
+    return group
 
 
 def private_concept(prefix: str, name: str) -> CodedConcept:
@@ -227,6 +269,8 @@ def assessment_group(
         hd.sr.QualitativeEvaluation(codes.DCM.ResponseEvaluationMethod, nc.criterion_code(assessment.criterion)),
         hd.sr.QualitativeEvaluation(codes.DCM.CurrentResponse, nc.category_code(assessment.category)),
     ]
+    if is_proposal(assessment):
+        evaluations.append(hd.sr.QualitativeEvaluation(nc.REVIEW_STATUS, nc.TO_CONFIRM))
     measurements: list[hd.sr.Measurement] = []
     if anchor is not None:
         k = key_numbers(assessment)

@@ -10,7 +10,7 @@ import jinja2
 
 from daemon import __version__
 from daemon.criteria.assessment import Assessment, TimepointResult
-from daemon.findings import LesionKind
+from daemon.findings import Lesion, LesionKind
 from daemon.report.inputs import Outcome, ReportRequest
 
 LANGUAGES = ("en", "fr")
@@ -53,6 +53,58 @@ def key_numbers(assessment: Assessment | None) -> KeyNumbers:
         pct_nadir=nums.get("pct_vs_nadir"),
         nadir_when=latest.nadir_timepoint if latest is not None else None,
     )
+
+
+def is_proposal(assessment: Assessment) -> bool:
+    """The assessment rests on proposals (e.g. Chun groups from an assisting classifier)
+    that a radiologist must confirm."""
+    return any("proposed" in f or "unconfirmed" in f for f in assessment.flags)
+
+
+def lesion_result(assessment: Assessment, lesion: Lesion) -> TimepointResult | None:
+    """A per-lesion criterion's result for this lesion (its label is the lesion's id)."""
+    for r in assessment.timepoints:
+        if r.timepoint in (lesion.tracking_id, lesion.tracking_uid):
+            return r
+    return None
+
+
+def proposed_group(lesion: Lesion) -> bool:
+    """The lesion's Chun group is the assisting classifier's proposal (not a radiologist's)."""
+    notes = lesion.measurements.notes
+    return "chun_group" in notes and notes.get("chun_group_source") != "radiologist"
+
+
+def chun_groups(req: ReportRequest) -> dict[str, tuple[str | None, str]]:
+    """Tracking id -> (baseline group, current group) of the lesions with a proposed Chun group."""
+    baseline = {
+        les.tracking_uid: les.measurements.notes.get("chun_group")
+        for les in (req.history[0].lesions if req.history else ())
+    }
+    return {
+        les.tracking_id: (baseline.get(les.tracking_uid), les.measurements.notes["chun_group"])
+        for les in req.timepoint.lesions
+        if "chun_group" in les.measurements.notes
+    }
+
+
+def _extra(a: Assessment, req: ReportRequest) -> dict[str, Any]:
+    lesions = []
+    for les in req.timepoint.lesions:
+        r = lesion_result(a, les)
+        if r is not None:
+            lesions.append({"id": les.tracking_id, "category": r.category.upper()})
+    return {
+        "criterion": a.criterion,
+        "chun": a.criterion.strip().upper() == "CHUN",
+        "category": a.category.upper(),
+        "proposed": is_proposal(a),
+        "lesions": lesions,
+        "regimen_warning": "context_warning" in a.flags,
+        "citation": a.citation.text + (f", doi:{a.citation.doi}" if a.citation.doi else ""),
+        "reasons": list(a.reasons),
+        "flags": list(a.flags),
+    }
 
 
 def _num(lang: str) -> Any:
@@ -113,6 +165,9 @@ def context(req: ReportRequest, software_version: str = __version__) -> dict[str
         "n_new": sum(1 for les in lesions if les.kind == LesionKind.NEW),
         "model": f"{req.model.name} {req.model.version}" if req.model else "",
         "comparisons": comparisons,
+        "extras": [_extra(x, req) for x in req.extra_assessments],
+        "chun_groups": {k: {"baseline": b, "group": g} for k, (b, g) in chun_groups(req).items()},
+        "chun_proposed": any(proposed_group(les) for les in lesions),
         "software_version": software_version,
     }
 

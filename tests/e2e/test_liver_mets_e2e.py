@@ -121,13 +121,59 @@ def test_each_timepoint_has_its_report_in_the_pacs(run: Run) -> None:
         assert {SR, SEG, SC, KO} <= set(numbers), f"{s.name}: series in the PACS {numbers}"
 
 
-def test_recist_and_chun_categories_as_designed(run: Run) -> None:
+def test_recist_categories_as_designed(run: Run) -> None:
+    got = [run.results[s.name].summary.assessments.get("RECIST 1.1") for s in run.studies]
+    assert got == [s.expected for s in run.studies]
+
+
+def _lesion_codes(sr: Any) -> dict[str, dict[str, str]]:
+    """tracking UID -> {concept code value -> value code} of each lesion group's CODE items."""
+    out: dict[str, dict[str, str]] = {}
+    for top in sr.ContentSequence:
+        for group in top.get("ContentSequence", []):
+            items = list(group.get("ContentSequence", []))
+            uid = next((str(i.UID) for i in items if i.ValueType == "UIDREF"
+                        and i.ConceptNameCodeSequence[0].CodeValue == "112040"), None)
+            if uid is not None:
+                out.setdefault(uid, {}).update({str(i.ConceptNameCodeSequence[0].CodeValue): str(i.ConceptCodeSequence[0].CodeValue)
+                                                for i in items if i.ValueType == "CODE"})
+    return out
+
+
+def _by_truth(run: Run, study: DemoStudy) -> dict[str, Any]:
+    """truth lesion id -> the SR's lesion at its place (read back), for the lesions found."""
+    back = read_report(_sr(run.pacs, study.study_instance_uid), _geometry(study))
+    out = {}
+    for truth in _truth(study):
+        near = [(math.dist(les.measurements.centroid, truth["centre"]), les) for les in back.lesions
+                if les.measurements.centroid is not None]
+        near = [n for n in near if n[0] < 15.0]
+        if near:
+            out[truth["lesion_id"]] = min(near, key=lambda n: n[0])[1]
+    return out
+
+
+def test_chun_proposed_groups_and_responses_as_designed(run: Run) -> None:
     for s in run.studies:
-        got = run.results[s.name].summary.assessments
-        assert got.get("RECIST 1.1") == s.expected, f"{s.name}: {got}"
-        for criterion, category in s.also_expected:
-            found = [v for k, v in got.items() if k.lower().startswith(criterion.lower())]
-            assert found == [category], f"{s.name}: {criterion} expected {category}, SR says {got}"
+        summary = run.results[s.name].summary
+        doc = json.loads((s.folder / "truth.json").read_text())
+        chun = [v for k, v in summary.assessments.items() if k.lower().startswith("chun")]
+        expected = dict(s.also_expected)["CHUN"]
+        if expected == "BASELINE":
+            assert chun == [], "no Chun response before a follow-up"
+        else:
+            assert chun == [expected.upper()], f"{s.name}: {summary.assessments}"
+        found = _by_truth(run, s)
+        codes = _lesion_codes(_sr(run.pacs, s.study_instance_uid))
+        for truth in _truth(s):
+            if "chun_group" not in truth:
+                continue
+            les = found.get(truth["lesion_id"])
+            assert les is not None, f"{s.name}: {truth['lesion_id']} not found"
+            assert les.measurements.notes.get("chun_group") == str(truth["chun_group"]), f"{s.name} {truth['lesion_id']}"
+            want = doc.get("expected_per_lesion", {}).get("CHUN", {}).get(truth["lesion_id"])
+            if want is not None:
+                assert codes[les.tracking_uid].get("CHUNRESP") == want.upper(), f"{s.name} {truth['lesion_id']}"
 
 
 def test_long_axes_within_tolerance_and_tracking_stable(run: Run) -> None:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from daemon.config import ReportSettings
 from daemon.criteria.assessment import Assessment, Citation, TimepointResult
 from daemon.report.bundle import ReportObjects, build_report
 from daemon.report.inputs import ModelInfo, ReportRequest
 from daemon.report.readback import as_prior
-from daemon.report.settings import ReportSettings
 from daemon.volume import Code
 
 from .synthetic import ROUTE, LesionSpec, Study, make_study

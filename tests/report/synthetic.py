@@ -11,7 +11,7 @@ from datetime import date
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from daemon.findings import Calliper, Lesion, LesionKind, Measurements, Timepoint
 from daemon.report.uids import lesion_uid
@@ -67,7 +67,25 @@ def _pixels(specs: tuple[LesionSpec, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(img, 0, 4000).astype(np.uint16), labels
 
 
-def _dataset(study_uid: str, series_uid: str, for_uid: str, k: int, when: date, affine: np.ndarray, px: np.ndarray) -> Dataset:
+def _ct(ds: Dataset) -> None:
+    """Turn the MR header into a portal-venous CT's (pixel value - 1024 = HU)."""
+    for keyword in ("ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "EchoTime",
+                    "RepetitionTime", "EchoTrainLength"):
+        delattr(ds, keyword)
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
+    ds.Modality = "CT"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.StudyDescription = "CT abdomen portal venous follow-up (synthetic phantom)"
+    ds.SeriesDescription = "Abdomen portal venous 2.0 mm (synthetic)"
+    ds.BodyPartExamined = "ABDOMEN"
+    ds.ContrastBolusAgent = "Iodinated contrast"
+    ds.KVP = 120
+    ds.AcquisitionNumber = 1
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
+
+
+def _dataset(study_uid: str, series_uid: str, for_uid: str, k: int, when: date, affine: np.ndarray, px: np.ndarray,
+             modality: str = "MR") -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -113,6 +131,8 @@ def _dataset(study_uid: str, series_uid: str, for_uid: str, k: int, when: date, 
     ds.Rows, ds.Columns = ROWS, COLS
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.PixelData = px.tobytes()
+    if modality == "CT":
+        _ct(ds)
     return ds
 
 
@@ -128,16 +148,19 @@ def _calliper(vol: Volume, k: int, a: tuple[float, float], b: tuple[float, float
     )
 
 
-def make_study(specs: tuple[LesionSpec, ...], when: date, first_study_uid: str | None = None) -> Study:
-    """A study of the phantom patient; lesion n gets the tracking UID of its first study."""
+def make_study(
+    specs: tuple[LesionSpec, ...], when: date, first_study_uid: str | None = None, modality: str = "MR"
+) -> Study:
+    """A study of the phantom patient; lesion n gets the tracking UID of its first study.
+    modality "CT": the same phantom as a contrast-enhanced abdominal CT's headers."""
     study_uid, series_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
     affine = _affine((-48.0, -48.0, -12.0))
     px, labels = _pixels(specs)
-    datasets = tuple(_dataset(study_uid, series_uid, for_uid, k, when, affine, px[k]) for k in range(SLICES))
+    datasets = tuple(_dataset(study_uid, series_uid, for_uid, k, when, affine, px[k], modality) for k in range(SLICES))
     vol = Volume(
         array=px, affine=affine,
-        slices=tuple(SliceRef(str(d.SOPInstanceUID), MRImageStorage) for d in datasets),
-        frame_of_reference_uid=for_uid, study_instance_uid=study_uid, series_instance_uid=series_uid, modality="MR",
+        slices=tuple(SliceRef(str(d.SOPInstanceUID), str(d.SOPClassUID)) for d in datasets),
+        frame_of_reference_uid=for_uid, study_instance_uid=study_uid, series_instance_uid=series_uid, modality=modality,
     )
     info = tuple(
         SegmentLabel(n, f"lesion {n}", Code("49755003", "SCT", "Morphologically Abnormal Structure"), Code("108369006", "SCT", "Neoplasm"))

@@ -6,11 +6,11 @@ from datetime import date
 
 import pytest
 
+from daemon.config import DEFAULT_TEMPLATES_DIR, ReportSettings
 from daemon.criteria.assessment import Assessment, Citation, TimepointResult
 from daemon.findings import Timepoint
 from daemon.report import codes as nc
 from daemon.report.inputs import Outcome, ReportRequest
-from daemon.report.settings import DEFAULT_TEMPLATES_DIR, ReportSettings
 from daemon.report.text import render_impression
 from daemon.report.uids import lesion_uid, series_uid, sop_uid, uid_from
 

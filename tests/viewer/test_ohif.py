@@ -8,9 +8,9 @@ Then one browser session (Debian chromium driven by playwright-core,
 tests/viewer/ohif_check.js) opens each study in the OHIF build served by
 daemon/web/ohif.py. For each timepoint: the study list shows our series; loading the SR
 draws every long- and short-axis label with the values the SR holds (read here with
-pydicom) on the slice the SR references; loading the SEG shows one segment per lesion
-labelled with its tracking identifier, with no error in the browser console; the
-follow-ups list the prior studies. Screenshots go to tests/output/viewer/.
+pydicom) on the slice the SR references, under the lesion's name; loading the SEG shows
+one segment per lesion labelled with its tracking identifier, with no error in the
+browser console; the follow-ups list the prior studies. Screenshots go to tests/output/viewer/.
 """
 
 from __future__ import annotations
@@ -129,6 +129,11 @@ def _label(prefix: str, value: float) -> re.Pattern[str]:
     return re.compile(rf"{prefix}:\s*:?\s*({'|'.join(re.escape(o) for o in options)}) mm")
 
 
+def _names(label: str, tracking_id: str) -> bool:
+    """The label's first line is the lesion's name (`L1: ` then `L: : 22.00 mm`...)."""
+    return re.match(rf"\s*{re.escape(tracking_id)}:(\s|$)", label) is not None
+
+
 def _spec(tps: list[Timepoint], url: str) -> dict[str, Any]:
     items = []
     for tp in tps:
@@ -215,6 +220,12 @@ def test_sr_draws_every_calliper_on_its_slice(observed: tuple[list[Timepoint], l
             assert any(o.startswith(f"I:{cal.instance_number} ") for o in where), (
                 f"{tp.label} {cal.tracking_id}: drawn on {where}, the SR references instance {cal.instance_number}"
             )
+            # the calliper's label names its lesion: OHIF prints the group's TEXT (DCM,121106,
+            # "Comment") first, `L1: ` (extensions/cornerstone-dicom-sr getSopClassHandlerModule)
+            named = [b["text"] for s in obs["sr"]["states"] for b in s["labels"]
+                     if long_re.search(b["text"]) and _names(b["text"], cal.tracking_id)]
+            boxes = sorted({b["text"] for s in obs["sr"]["states"] for b in s["labels"] if long_re.search(b["text"])})
+            assert named, f"{tp.label} {cal.tracking_id}: no label with its name; labels with its long axis: {boxes}"
 
 
 def test_seg_shows_one_segment_per_lesion(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:

@@ -49,8 +49,12 @@ for (const uid of order) {
   const tid = items.find(i => code(i).CodeValue === '112039');
   const topScoord = items.find(i => i.ValueType === 'SCOORD' || i.ValueType === 'SCOORD3D');
   const nums = items.filter(i => i.ValueType === 'NUM');
+  // OHIF's non-geometric path puts each TEXT (DCM,121106,"Comment") first in the label
+  const comments = topScoord ? [] : items
+    .filter(i => i.ValueType === 'TEXT' && code(i).CodeValue === '121106' && code(i).CodingSchemeDesignator === 'DCM')
+    .map(i => i.TextValue);
   const m = { trackingUid: uid, trackingIdentifier: tid ? tid.TextValue : null, path: topScoord ? 'TID1410' : 'nonGeometric',
-              measurements: [] };
+              comments, measurements: [] };
   for (const n of nums) {
     const mv = arr(n.MeasuredValueSequence)[0];
     const entry = { meaning: code(n).CodeMeaning, codeValue: code(n).CodeValue,
