@@ -144,10 +144,14 @@ def measurement_groups(
             groups.append(volumetric_group(lesion, ctx, seg.dataset, number))
         else:
             groups.append(lesion_group(lesion, ctx, segment_source(seg.dataset, number)))
+    drawn_uid: str | None = None  # the tracking UID of the main assessment group, if OHIF can place it
     if req.assessment is not None:
         uid = marker_uid(study, route, ver, "assessment")
         anchor = _anchor(req.timepoint.lesions) if ident.assessment_numbers_on_image else None
-        groups.append(assessment_group(req.assessment, uid, ctx, anchor))
+        main = assessment_group(req.assessment, uid, ctx, anchor)
+        groups.append(main)
+        if any(item.ValueType == "NUM" for item in main[0].ContentSequence):
+            drawn_uid = uid
     elif req.outcome == Outcome.NOT_EVALUABLE:
         groups.append(
             outcome_group(
@@ -157,8 +161,15 @@ def measurement_groups(
         )
     for extra in req.extra_assessments:
         # its own group after the main one (read back as the main: the first); its numbers,
-        # if any, stay in the text: on the main group's anchor OHIF would overprint them
-        uid = marker_uid(study, route, ver, f"assessment-{nc.criterion_code(extra.criterion).value}")
+        # if any, stay in the text: on the main group's anchor OHIF would overprint them.
+        # Without a NUM it has no SCOORD, and OHIF 3.12 cannot place a group with no
+        # coordinate: `measurement.coords[0].ReferencedSOPSequence` throws in
+        # cornerstone-dicom-sr getSopClassHandlerModule `_checkIfCanAddMeasurementsToDisplaySet`,
+        # and the whole SR draws nothing. So it takes the main assessment group's tracking
+        # UID: one study-level assessment, which OHIF (like every TID 1500 reader that merges
+        # groups by tracking UID) shows as one measurement at the main group's anchor; each
+        # criterion keeps its own group, identifier, method and category.
+        uid = drawn_uid or marker_uid(study, route, ver, f"assessment-{nc.criterion_code(extra.criterion).value}")
         groups.append(assessment_group(extra, uid, ctx, None))
     return groups
 

@@ -194,7 +194,8 @@ async function checkTimepoint(page, tp, errors) {
   try {
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     const errors = [];
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    // OHIF logs what its error boundary caught ("Route viewer Error Boundary TypeError: ...") at debug level
+    page.on('console', (m) => { if (m.type() === 'error' || /Error Boundary/.test(m.text())) errors.push(m.text()); });
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
     for (const tp of spec.timepoints) {
       results.push(await checkTimepoint(page, tp, errors));

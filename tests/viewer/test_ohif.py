@@ -1,7 +1,8 @@
 """The radiologist's view: Nadir's SR, SEG and key images of the demo patient in OHIF v3.
 
-The SYNTHETIC demo patient of `make demo` (daemon/demo/response_patient.py: baseline,
-then lesions shrink, then grow) goes through the real route: dcmtk storescu sends each
+The SYNTHETIC demo patients of `make demo` (daemon/demo/response_patient.py: baseline,
+then lesions shrink, then grow; and the liver patient of daemon/demo/patient.py, whose
+last follow-up is checked) go through the real routes: dcmtk storescu sends each
 study to Orthanc (the PACS, with its DICOMweb plugin) and to a real `nadir serve`, which
 sends its SR, SEG, key images and KOS back to the PACS (daemon/demo/peers.py, run.py).
 Then one browser session (Debian chromium driven by playwright-core,
@@ -32,8 +33,8 @@ import pytest
 from pydicom.dataset import Dataset
 
 from daemon.demo.peers import DICOMWEB_PLUGIN, ORTHANC, NadirNode, Orthanc
-from daemon.demo.response_patient import write_timepoints
-from daemon.demo.run import process
+from daemon.demo.response_patient import DemoStudy, write_timepoints
+from daemon.demo.run import liver_timepoints, process
 from daemon.web.ohif import DEFAULT_DIST, DEPLOY_DIR, start_viewer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -62,6 +63,7 @@ class Timepoint:
 
     label: str
     study_instance_uid: str
+    patient_id: str
     study_date: date
     source: tuple[Dataset, ...]  # the source series' headers
     sr: Dataset
@@ -150,8 +152,18 @@ def _spec(tps: list[Timepoint], url: str) -> dict[str, Any]:
             "chromium": str(CHROMIUM), "timepoints": items}
 
 
+def _observed(pacs: Orthanc, study: DemoStudy) -> Timepoint:
+    uid = study.study_instance_uid
+    source = tuple(pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(study.folder.glob("*.dcm")))
+    descriptions = tuple(str(s["MainDicomTags"].get("SeriesDescription", "")) for s in pacs.series(uid))
+    d = study.study_date
+    return Timepoint(study.name, uid, str(source[0].PatientID), date(int(d[:4]), int(d[4:6]), int(d[6:8])), source,
+                     _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions)
+
+
 def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
-    """The demo patient through Orthanc + a real `nadir serve` (what `make demo` does)."""
+    """The demo patients through Orthanc + a real `nadir serve` (what `make demo` does):
+    every brain timepoint, and the liver patient's last follow-up (after its two priors)."""
     nadir = NadirNode(work / "nadir", pacs_port=pacs.dicom_port)
     pacs.nadir_port = nadir.port
     pacs.start()
@@ -160,12 +172,11 @@ def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
         nadir.start()
         for study in write_timepoints(work / "studies"):
             process(pacs, nadir, study)
-            uid = study.study_instance_uid
-            source = tuple(pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(study.folder.glob("*.dcm")))
-            descriptions = tuple(str(s["MainDicomTags"].get("SeriesDescription", "")) for s in pacs.series(uid))
-            d = study.study_date
-            out.append(Timepoint(study.name, uid, date(int(d[:4]), int(d[4:6]), int(d[6:8])), source,
-                                 _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions))
+            out.append(_observed(pacs, study))
+        liver = liver_timepoints(work / "studies")
+        for study in liver:
+            process(pacs, nadir, study)
+        out.append(_observed(pacs, liver[-1]))
     finally:
         nadir.stop()
     return out
@@ -314,6 +325,6 @@ def test_no_console_errors(observed: tuple[list[Timepoint], list[dict[str, Any]]
 def test_followup_lists_prior_studies(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
     tps, seen = observed
     for n, (tp, obs) in enumerate(zip(tps, seen, strict=True)):
-        for prior in tps[:n]:
+        for prior in (p for p in tps[:n] if p.patient_id == tp.patient_id):
             shown = prior.study_date.strftime("%d-%b-%Y")
             assert shown in obs["study_panel"], f"{tp.label}: prior {shown} not in {obs['study_panel']!r}"

@@ -69,6 +69,9 @@ for (const uid of order) {
     m.measurements.push(entry);
   }
   if (topScoord) m.scoord = scoord(topScoord);
+  // OHIF 3.12 places a measurement by coords[0] (a top-level SCOORD, else each NUM's SCOORD child):
+  // one with none throws in _checkIfCanAddMeasurementsToDisplaySet and the SR draws nothing
+  m.coords = topScoord ? 1 : nums.filter(n => n.ContentSequence && arr(n.ContentSequence)[0].ValueType === 'SCOORD').length;
   out.push(m);
 }
 process.stdout.write(JSON.stringify({ libraryUids, measurements: out }, null, 1));
