@@ -127,7 +127,7 @@ def export_unetr(net: Any, folder: Path) -> float:
         "input": {"name": "image", "orientation": "RAS", "tensor_axes": "xyz", "spacing_mm": [0.5, 0.5, 1.0],
                   "patch_size": [UNETR_PATCH] * 3, "normalisation": {"method": "zscore", "mask": "nonzero"}},
         "output": {"name": "logits", "activation": "softmax", "decision": "argmax", "min_lesion_volume_mm3": 10.0,
-                   "labels": [{"value": 1, "channel": 1, "name": "lesion",
+                   "labels": [{"value": 1, "channel": 1, "name": "lesion", "role": "lesion",
                                "category": {"value": "49755003", "scheme": "SCT", "meaning": "Morphologically Altered Structure"},
                                "type": {"value": "14799000", "scheme": "SCT", "meaning": "Neoplasm, Metastatic"}}]},
         "inference": {"overlap": 0.25, "batch_size": 1},

@@ -2,8 +2,9 @@
 
 A model folder holds the ONNX file and this manifest, which says what the network
 expects (modality, orientation, spacing, intensity normalisation, patch size,
-channels), what it answers (labels with coded meanings, threshold, minimum lesion
-size), under which licence, how it was trained and exported, and how well it did.
+channels), what it answers (labels with coded meanings and roles, lesion or
+organ; threshold, minimum lesion size), under which licence, how it was trained
+and exported, and how well it did.
 Errors name the file, the key and the line.
 """
 
@@ -93,11 +94,30 @@ class InputSpec(_Strict):
 
 
 class LabelSpec(_Strict):
+    """One label the network answers.
+
+    `role` says what the pipeline does with it: a `lesion` is measured, tracked and
+    reported; an `organ` is a reference region (the liver for the Chun features, an
+    organ for perfusion), never reported as a lesion. `node: true` marks a lesion
+    label whose components are lymph nodes (RECIST measures them by short axis).
+    `threshold`, with `decision: threshold`, is this label's own (each output calibrated
+    on its own); without it, the output's.
+    """
+
     value: int = Field(ge=1, le=65535)  # the value written in the mask
     channel: int = Field(ge=0)  # the network output channel
     name: str = Field(min_length=1)
+    role: Literal["lesion", "organ"]
+    node: bool = False
+    threshold: float | None = Field(None, ge=0.0, le=1.0)  # decision: threshold; default output.threshold
     category: CodeSpec
     type: CodeSpec
+
+    @model_validator(mode="after")
+    def _node_is_a_lesion(self) -> LabelSpec:
+        if self.node and self.role != "lesion":
+            raise ValueError("node: true is for a lesion label (lymph nodes are measured as lesions)")
+        return self
 
     def to_label(self) -> SegmentLabel:
         return SegmentLabel(
@@ -121,6 +141,11 @@ class OutputSpec(_Strict):
             raise ValueError("label channels are unique")
         if self.decision == "argmax" and any(lab.channel == 0 for lab in self.labels):
             raise ValueError("with argmax, channel 0 is the background and carries no label")
+        if self.decision == "argmax" and any(lab.threshold is not None for lab in self.labels):
+            raise ValueError("a label's threshold is for decision: threshold")
+        organs = [lab.name.lower() for lab in self.labels if lab.role == "organ"]
+        if len(set(organs)) != len(organs):
+            raise ValueError("organ label names are unique (case aside): the pipeline looks organs up by name")
         return self
 
 
@@ -174,6 +199,15 @@ class Manifest(_Strict):
 
     def segment_labels(self) -> tuple[SegmentLabel, ...]:
         return tuple(lab.to_label() for lab in self.output.labels)
+
+    @property
+    def labels(self) -> tuple[LabelSpec, ...]:
+        """The output labels, with their `role` and `node`."""
+        return self.output.labels
+
+    def label(self, value: int) -> LabelSpec | None:
+        """The label written as `value` in the mask (None: not one of this model's)."""
+        return next((lab for lab in self.output.labels if lab.value == value), None)
 
 
 def load_manifest(folder: Path) -> tuple[Manifest, dict[tuple[str | int, ...], int]]:

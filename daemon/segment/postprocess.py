@@ -15,6 +15,7 @@ _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected, as lesions are c
 def activate(logits: FloatArray, activation: str) -> FloatArray:
     """Sigmoid or softmax over channel axis 0, in place where possible."""
     if activation == "sigmoid":
+        np.clip(logits, -80.0, 80.0, out=logits)  # exp stays finite in float32 (no overflow warning)
         np.negative(logits, out=logits)
         np.exp(logits, out=logits)
         logits += 1.0
@@ -33,7 +34,12 @@ def needed_channels(spec: OutputSpec) -> list[int]:
 
 
 def decide(channels: dict[int, FloatArray], spec: OutputSpec) -> NDArray[np.uint16]:
-    """Label values from per-channel probabilities (`channels[c]` is output channel c)."""
+    """Label values from per-channel probabilities (`channels[c]` is output channel c).
+
+    argmax: the most probable channel, background included. threshold: among the labels whose
+    probability reaches the threshold the most probable, lesion labels taking precedence over
+    organ labels.
+    """
     shape = next(iter(channels.values())).shape
     labels = np.zeros(shape, dtype=np.uint16)
     if spec.decision == "argmax":
@@ -44,12 +50,19 @@ def decide(channels: dict[int, FloatArray], spec: OutputSpec) -> NDArray[np.uint
             labels[win] = lab.value
             np.maximum(best, p, out=best)
         return labels
-    best = np.full(shape, -1.0, dtype=np.float32)
-    for lab in spec.labels:
-        p = channels[lab.channel]
-        win = (p >= spec.threshold) & (p > best)
-        labels[win] = lab.value
-        np.maximum(best, p, out=best)
+    # organs first, then lesions over them: a voxel whose lesion channel passes the threshold is
+    # a lesion whatever the organ channels say (region-based outputs, where the organ's channel
+    # includes its lesions, as nnU-Net's regions and TotalSegmentator's organs)
+    for role in ("organ", "lesion"):
+        best = np.full(shape, -1.0, dtype=np.float32)
+        for lab in spec.labels:
+            if lab.role != role:
+                continue
+            p = channels[lab.channel]
+            threshold = spec.threshold if lab.threshold is None else lab.threshold
+            win = (p >= threshold) & (p > best)
+            labels[win] = lab.value
+            np.maximum(best, p, out=best)
     return labels
 
 

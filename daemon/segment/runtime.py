@@ -146,6 +146,26 @@ def _io_names(session: Any, manifest: Manifest, path: Path) -> tuple[str, str]:
     return input_name, output_name
 
 
+def _check_channels(session: Any, manifest: Manifest, output_name: str, path: Path) -> None:
+    """With argmax, every foreground channel has a label (when the export's channel count is fixed).
+
+    A channel without a label does not compete in the argmax: its voxels would go to
+    whichever listed label is more probable than the background (the spleen to the liver).
+    """
+    spec = manifest.output
+    shape = next(o.shape for o in session.get_outputs() if o.name == output_name)
+    count = shape[1] if len(shape) > 1 else None
+    if spec.decision != "argmax" or not isinstance(count, int):
+        return
+    missing = sorted(set(range(1, count)) - {lab.channel for lab in spec.labels})
+    if missing:
+        raise ModelError(
+            f"{path}: output {output_name!r} has {count} channels and decision: argmax, but channels {missing} "
+            "have no label; give every foreground channel a label (role: organ for structures the route does "
+            "not use), or their voxels go to the labels listed"
+        )
+
+
 def load_model(folder: Path, providers: ProviderChoice = "auto", threads: int = 0) -> LoadedModel:
     """Check a model folder and open its session; cached per process and folder."""
     folder = folder.resolve()
@@ -162,6 +182,7 @@ def load_model(folder: Path, providers: ProviderChoice = "auto", threads: int = 
         session = _open_session(path, wanted, threads)
         running = session.get_providers()[0]
         input_name, output_name = _io_names(session, manifest, path)
+        _check_channels(session, manifest, output_name, path)
         model = LoadedModel(
             folder=folder,
             manifest=manifest,

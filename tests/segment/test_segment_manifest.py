@@ -81,3 +81,39 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     (folder / "model.onnx").unlink()
     with pytest.raises(ModelError, match=r"model\.yaml:\d+: file: .* does not exist"):
         load_model(folder, providers="cpu")
+
+
+def test_a_label_without_role_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    folder = write_model(tmp_path / "m", conv_model())
+    text = (folder / "model.yaml").read_text()
+    assert text.count("    role: lesion\n") == 1
+    (folder / "model.yaml").write_text(text.replace("    role: lesion\n", ""))
+    line = text.splitlines().index("  - value: 1") + 1  # the label's first line (its missing key has none)
+    with pytest.raises(ModelError) as err:
+        load_manifest(folder)
+    assert f"model.yaml:{line}: output.labels.0.role: Field required" in str(err.value)
+
+
+def test_role_and_node_are_checked(tmp_path: Path) -> None:
+    folder = write_model(tmp_path / "m", conv_model())
+    text = (folder / "model.yaml").read_text()
+    (folder / "model.yaml").write_text(text.replace("role: lesion", "role: tumour"))
+    line = text.splitlines().index("    role: lesion") + 1
+    with pytest.raises(ModelError, match=rf"model\.yaml:{line}: output\.labels\.0\.role: Input should be 'lesion' or 'organ'"):
+        load_manifest(folder)
+    (folder / "model.yaml").write_text(text.replace("role: lesion", "role: organ\n    node: true"))
+    with pytest.raises(ModelError, match=r"model\.yaml:\d+: output\.labels\.0: .*node: true is for a lesion label"):
+        load_manifest(folder)
+    (folder / "model.yaml").write_text(text.replace("role: lesion", "role: lesion\n    node: true"))
+    label = load_manifest(folder)[0].labels[0]
+    assert (label.role, label.node) == ("lesion", True)
+    (folder / "model.yaml").write_text(text)
+    assert load_manifest(folder)[0].labels[0].node is False  # the default
+
+
+def test_the_demo_manifests_give_every_label_a_role(request: pytest.FixtureRequest) -> None:
+    root = Path(str(request.config.rootpath)) / "models"
+    for folder in sorted(p.parent for p in root.glob("*/model.yaml")):
+        manifest, _ = load_manifest(folder)
+        assert all(lab.role in ("lesion", "organ") for lab in manifest.labels), folder
+        assert any(lab.role == "lesion" for lab in manifest.labels), folder

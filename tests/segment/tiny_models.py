@@ -34,6 +34,7 @@ MANIFEST: dict[str, Any] = {
                 "value": 1,
                 "channel": 0,
                 "name": "lesion",
+                "role": "lesion",
                 "category": {"value": "49755003", "scheme": "SCT", "meaning": "Morphologically Altered Structure"},
                 "type": {"value": "14799000", "scheme": "SCT", "meaning": "Neoplasm, Metastatic"},
             }
@@ -59,6 +60,22 @@ def conv_model(kernel: int = 1, scale: float = 1.0, bias: float = 0.0, ir_versio
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "d", "h", "w"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "d", "h", "w"])],
         initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([bias], np.float32), "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
+    return bytes(model.SerializeToString())
+
+
+def channels_model(channels: int, ir_version: int = 8, opset: int = 17) -> bytes:
+    """y = Conv3d(1 -> channels, pointwise), channel c = c * x: a fixed channel count."""
+    w = np.arange(channels, dtype=np.float32).reshape(channels, 1, 1, 1, 1)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1, 1])
+    graph = helper.make_graph(
+        [node],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "d", "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", channels, "d", "h", "w"])],
+        initializer=[numpy_helper.from_array(w, "w")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = ir_version
