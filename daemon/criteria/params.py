@@ -195,11 +195,26 @@ class ChunProposal(_Model):
         return self
 
 
+class ChunFeatureShells(_Model):
+    """Where the features are measured, mm from the lesion border: engineering defaults (chun.md §4)."""
+
+    rim_mm: Decimal = Field(gt=0)
+    interface_mm: Decimal = Field(gt=0)
+    liver_mm: tuple[Decimal, Decimal]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChunFeatureShells:
+        if not 0 <= self.liver_mm[0] < self.liver_mm[1]:
+            raise ValueError("liver_mm is [from, to] mm outside the border, 0 <= from < to")
+        return self
+
+
 class ChunParams(_Model):
     citation: CitationModel
     groups: tuple[int, ...]
     transitions: tuple[ChunTransition, ...]
     aggregate_patient: None = None  # no patient-level rule is published
+    features: ChunFeatureShells  # where the features are measured
     proposal: ChunProposal  # the assisting classifier's thresholds (no published cut-off exists)
 
     @model_validator(mode="after")

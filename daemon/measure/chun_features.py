@@ -47,12 +47,12 @@ FEATURES = ("hu_mean", "hu_sd", "lesion_to_liver_hu", "interface_hu_per_mm", "ri
 
 @dataclass(frozen=True)
 class Shells:
-    """Where each feature is measured (mm from the border); engineering defaults, not published (chun.md §4)."""
+    """Where each feature is measured (mm from the border): rules/chun.yaml `features`."""
 
-    rim_mm: float = 3.0  # the peripheral rim: the lesion's 0-3 mm inner shell
-    interface_mm: float = 9.0  # the interface profile spans +/- this around the border
-    liver_mm: tuple[float, float] = (5.0, 15.0)  # the liver reference shell, outside the border
-    min_voxels: int = 8  # fewer voxels than this in a region or a profile bin: not used
+    rim_mm: float  # the peripheral rim: the lesion's 0-rim_mm inner shell
+    interface_mm: float  # the interface profile spans +/- this around the border
+    liver_mm: tuple[float, float]  # the liver reference shell, outside the border
+    min_voxels: int = 8  # technical: fewer voxels than this in a region or a profile bin: not used
 
 
 def _box(lesion: MeasuredLesion, spacing: F64, reach_mm: float, shape: tuple[int, int, int]) -> Box:
@@ -133,7 +133,7 @@ def _mean(values: F64, region: BoolArray, min_voxels: int) -> float | None:
 
 
 def lesion_features(
-    image: Volume, liver: BoolArray | None, lesion: MeasuredLesion, shells: Shells = Shells()
+    image: Volume, liver: BoolArray | None, lesion: MeasuredLesion, shells: Shells
 ) -> dict[str, float]:
     """The Chun features of one lesion (see the module doc); `liver` on the image's grid, lesions excluded."""
     spacing = np.asarray(image.spacing, dtype=np.float64)

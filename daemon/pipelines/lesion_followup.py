@@ -145,6 +145,10 @@ class _Job:
     inp: PipelineInput
 
     @property
+    def series(self) -> SeriesSpec:
+        return self.params.series or self.route.default_series
+
+    @property
     def rules_dir(self) -> Path:
         return self.params.rules_dir if self.params.rules_dir is not None else self.inp.rules_dir
 
@@ -272,7 +276,7 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
     found = scan(list(inp.files))
     headers = _study_headers(inp, found)
     series = {uid: s for uid, s in found.series.items() if s.study_instance_uid == inp.study_instance_uid}
-    selection = select_series(job.params.series or route.default_series, series)
+    selection = select_series(job.series, series)
     if selection.chosen is None:
         return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"{route.no_series} {selection.explain()}")
     chosen = series[str(selection.series_instance_uid)]
@@ -293,7 +297,7 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
         return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, info, volume)
     req = Request(inp.route, str(sources[0].get("PatientID", "")), inp.study_instance_uid,
                   _study_date(sources[0]), job.params.priors_from, inp.report.sr_series_number,
-                  tuple((job.params.series or route.default_series).modality))
+                  tuple(job.series.modality))
     priors = inp.priors.find(req)
     if not measured and not priors.timepoints:
         return _empty(job, sources, Outcome.NO_LESION, f"the model {m.name} {m.version} found no lesion in the series",

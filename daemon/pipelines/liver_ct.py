@@ -46,6 +46,7 @@ from daemon.pipelines.liver_response import (
     bevacizumab_mentioned,
     chun_assessment,
     propose_group,
+    shells,
 )
 from daemon.volume import Code, Volume
 
@@ -62,9 +63,10 @@ MIN_LIVER_ML = 100.0  # technical: a field of view showing less liver than this 
 
 def chun_features(rules_dir: Path) -> LesionFeatures:
     params = load_model(ChunParams, rules_dir / "chun.yaml")
+    where = shells(params)
 
     def features(image: Volume, organs: Organs, lesion: MeasuredLesion) -> tuple[dict[str, float], dict[str, str]]:
-        numbers = lesion_features(image, organs.get("liver"), lesion)
+        numbers = lesion_features(image, organs.get("liver"), lesion, where)
         group, basis = propose_group(params, numbers)
         return numbers, {"chun_group": str(group), "chun_basis": basis}
 

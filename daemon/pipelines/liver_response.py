@@ -21,6 +21,7 @@ from daemon.criteria.inputs import LesionInput, NonTarget, Role, TimepointInput,
 from daemon.criteria.params import ChunParams, RecistParams
 from daemon.criteria.rules import load_model
 from daemon.findings import Lesion, LesionKind, Timepoint
+from daemon.measure.chun_features import Shells
 from daemon.measure.lesions import MeasuredLesion
 from daemon.volume import Vec3, Volume
 
@@ -245,3 +246,9 @@ def bevacizumab_mentioned(texts: Iterable[str]) -> bool | None:
             if not _NEGATION.search(text[: m.start()]):
                 return True
     return False
+
+
+def shells(params: ChunParams) -> Shells:
+    """Where the Chun features are measured, from rules/chun.yaml `features`."""
+    f = params.features
+    return Shells(float(f.rim_mm), float(f.interface_mm), (float(f.liver_mm[0]), float(f.liver_mm[1])))

@@ -101,9 +101,6 @@ class WorkerProcesses:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def pids(self) -> list[int]:
-        return self._children.pids()
-
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signum).name)
         self._stop.set()

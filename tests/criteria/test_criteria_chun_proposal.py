@@ -29,3 +29,12 @@ def test_groups_1_and_3_cannot_overlap(rules: RuleSet) -> None:
     data["proposal"]["group1"]["hu_sd_max"] = data["proposal"]["group3"]["hu_sd_min"]
     with pytest.raises(ValidationError, match="never both"):
         ChunParams.model_validate(data)
+
+
+def test_feature_shells_load_and_are_ordered(rules: RuleSet) -> None:
+    f = rules.chun.features
+    assert (float(f.rim_mm), float(f.interface_mm), tuple(float(v) for v in f.liver_mm)) == (3.0, 9.0, (5.0, 15.0))
+    data = rules.chun.model_dump()
+    data["features"]["liver_mm"] = (15, 5)
+    with pytest.raises(ValidationError, match="from < to"):
+        ChunParams.model_validate(data)

@@ -22,10 +22,11 @@ from daemon.imaging.nifti import nifti_to_array
 from daemon.imaging.series import load_volume
 from daemon.measure.chun_features import lesion_features
 from daemon.measure.lesions import MeasuredLesion, MeasureOptions, measure_mask
-from daemon.pipelines.liver_response import RecistRule, chun_assessment, propose_group
+from daemon.pipelines.liver_response import RecistRule, chun_assessment, propose_group, shells
 from daemon.volume import LesionMask, Volume
 
 CHUN = load_model(ChunParams, RULES_DIR / "chun.yaml")
+SHELLS = shells(CHUN)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def _timepoint(truth: dict[str, Any], vol: Volume, labels: np.ndarray, liver: np
     for m, d, site, node in zip(measured, docs, sites, nodes, strict=True):
         meas = m.measurements
         if site == "liver":
-            features = lesion_features(vol, liver, m)
+            features = lesion_features(vol, liver, m, SHELLS)
             group, basis = propose_group(CHUN, features)
             meas = replace(meas, intensity={**meas.intensity, **features},
                            notes={**meas.notes, "chun_group": str(group), "chun_basis": basis})
@@ -103,7 +104,7 @@ def test_designed_groups_are_proposed_despite_a_voxel_of_segmentation_error(live
         true = labels == label
         for mask in (true, ndimage.binary_erosion(true), ndimage.binary_dilation(true)):
             (m,) = _measure(vol, mask.astype(np.int16))
-            got, basis = propose_group(CHUN, lesion_features(vol, liver, m))
+            got, basis = propose_group(CHUN, lesion_features(vol, liver, m, SHELLS))
             assert got == group, (label, basis)
 
 

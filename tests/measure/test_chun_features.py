@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.measure.chun_features import FEATURES, Shells, depth_mm, lesion_features, rise_slope
+from daemon.measure.chun_features import FEATURES, Shells, depth_mm, rise_slope
+from daemon.measure.chun_features import lesion_features as measured
 from daemon.measure.lesions import MeasuredLesion, MeasureOptions, measure_mask
 from daemon.volume import LesionMask, SliceRef, Volume
 
 LIVER, LESION = 110.0, 40.0
+
+SHELLS = Shells(rim_mm=3.0, interface_mm=9.0, liver_mm=(5.0, 15.0))  # as rules/chun.yaml ships them
+
+
+def lesion_features(image: Volume, liver: object, lesion: MeasuredLesion) -> dict[str, float]:
+    return measured(image, liver, lesion, SHELLS)  # type: ignore[arg-type]
 
 
 def _volume(array: np.ndarray, spacing: tuple[float, float, float]) -> Volume:
@@ -109,7 +116,7 @@ def test_what_cannot_be_measured_is_left_out() -> None:
 
 def test_wider_shells_reach_further() -> None:
     vol, liver, lesion = _lesion(rim=(40.0, 6.0))
-    assert lesion_features(vol, liver, lesion, Shells(rim_mm=6.0))["rim_vs_core_hu"] == pytest.approx(40.0, abs=2.0)
+    assert measured(vol, liver, lesion, Shells(6.0, SHELLS.interface_mm, SHELLS.liver_mm))["rim_vs_core_hu"] == pytest.approx(40.0, abs=2.0)
 
 
 def test_rise_slope() -> None:
