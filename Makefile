@@ -6,31 +6,58 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+RADIOMICS_STAMP := $(VENV)/.installed-radiomics
 DEV_STAMP := $(VENV)/.installed-dev
 APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps chromium postgresql rabbitmq-server
 JS_DIR := tests/report/js
 
-.PHONY: help serve test check lint typecheck pytest coverage bench demo apt js viewer clean
+.PHONY: help serve test check lint typecheck pytest coverage bench demo apt js viewer clean clean-data
 
 help:
 	@echo "make serve   run the node on the embedded default (SQLite + spool in ./data, AE NADIR, port 11112)"
 	@echo "make test    install what the tests need (apt, venv, npm), then ruff, mypy --strict, pytest"
 	@echo "make check   ruff, mypy --strict and the fast unit tests (no Orthanc, dcmtk, PostgreSQL, RabbitMQ, browser)"
 	@echo "make bench   run the benchmarks under bench/"
-	@echo "make demo    Orthanc + Nadir + a synthetic patient (baseline, 2 follow-ups): RANO-BM tables, URLs, latency"
+	@echo "make demo    Orthanc + Nadir + synthetic patients (brain MR, liver CT, whole-body PET/CT; baseline, 2 follow-ups each): tables, URLs, latency"
+	@echo "make clean   remove the virtualenv, caches and build outputs (never data/)"
+	@echo "make clean-data  delete data/ (the spool and database of make serve), after a prompt"
+	@echo "GPU=1        with serve/test/demo on a fresh virtualenv: ONNX Runtime with CUDA (nadir[gpu]) instead of the CPU build"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 
-# runtime install; pyradiomics only builds against numpy 2 without build isolation
-$(STAMP): pyproject.toml | $(BIN)/python
+# ONNX Runtime: the CPU build (a runtime dependency) or, with GPU=1, the CUDA build (the
+# extra nadir[gpu]). Both install the module `onnxruntime`, so one replaces the other.
+ORT_CPU := 'onnxruntime>=1.20,<2'
+ORT_GPU := 'onnxruntime-gpu>=1.20,<2'
+
+# what serving needs: the runtime dependencies only
+$(STAMP): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install -q -e .
-	$(BIN)/pip install -q numpy setuptools wheel versioneer
-	$(BIN)/pip install -q --no-build-isolation 'pyradiomics>=3.0.1,<4'
+ifeq ($(GPU),1)
+	$(BIN)/pip uninstall -q -y onnxruntime
+	$(BIN)/pip install -q --force-reinstall --no-deps $(ORT_GPU)
+else
+	if $(BIN)/pip show -q onnxruntime-gpu 2>/dev/null; then \
+	  $(BIN)/pip uninstall -q -y onnxruntime-gpu && $(BIN)/pip install -q --force-reinstall --no-deps $(ORT_CPU); fi
+endif
 	touch $@
 
-$(DEV_STAMP): $(STAMP)
+# nadir[demo]: nilearn, whose MNI152 template the demo's brain phantom is built on
+$(DEMO_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@
+
+# nadir[radiomics]: pyradiomics only builds against numpy 2 without build isolation
+$(RADIOMICS_STAMP): $(STAMP)
+	$(BIN)/pip install -q numpy setuptools wheel versioneer
+	$(BIN)/pip install -q --no-build-isolation -e '.[radiomics]'
+	touch $@
+
+# the tests exercise every part: both extras, and the dev group
+$(DEV_STAMP): $(STAMP) $(DEMO_STAMP) $(RADIOMICS_STAMP)
 	$(BIN)/pip install -q --group dev
 	touch $@
 
@@ -67,10 +94,15 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy --strict daemon
 
+# the suite in parallel, a test file per worker (its fixtures and peers stay together); most of it
+# waits on real peers (Orthanc, dcmtk, PostgreSQL, RabbitMQ, a browser), so two workers fit two cores
+PYTEST_WORKERS ?= 2
+
 pytest: $(DEV_STAMP) apt js viewer
-	$(BIN)/coverage run --branch --source=daemon/criteria -m pytest -q -rs -p no:cacheprovider
-	@echo "branch coverage of daemon/criteria (must be 100 %):"
+	$(BIN)/coverage run --branch --source=daemon/criteria -m pytest -q -p no:cacheprovider tests/criteria
+	@echo "branch coverage of daemon/criteria by its own tests (must be 100 %):"
 	$(BIN)/coverage report --fail-under=100
+	$(BIN)/pytest -q -rs -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 test: apt $(DEV_STAMP) js lint typecheck pytest
 
@@ -79,8 +111,8 @@ test: apt $(DEV_STAMP) js lint typecheck pytest
 check: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider -m "not integration and not slow" -k "not postgresql"
 
-# the brain-metastases route end to end: Orthanc + nadir serve + the SYNTHETIC demo patient
-demo: $(STAMP) apt viewer
+# the brain-metastases, liver and whole-body FDG PET/CT routes end to end: Orthanc + nadir serve + the SYNTHETIC demo patients
+demo: $(DEMO_STAMP) apt viewer
 	$(BIN)/python -m daemon.demo.run $(if $(WORKDIR),--workdir $(WORKDIR),)
 
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -95,6 +127,17 @@ bench: $(BENCH_STAMP) apt
 	$(BIN)/python bench/measure.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/fuzz_receive.py
 
+# never data/: the spool and database of a node started with `make serve` (make clean-data)
 clean:
-	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
+
+# YES=1 answers the prompt (a script that means it)
+clean-data:
+	@if [ ! -e data ]; then echo "no data/ here: nothing to delete"; exit 0; fi; \
+	if [ "$(YES)" != 1 ]; then \
+	  read -r -p "Delete data/ (the spool and database of this node: every received study, job and result)? Type yes: " answer || answer=; \
+	  if [ "$$answer" != yes ]; then echo "kept data/"; exit 1; fi; \
+	fi; \
+	rm -rf data && echo "deleted data/"

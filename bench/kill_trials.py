@@ -6,7 +6,10 @@ no temporary file is counted as stored.
 
     .venv/bin/python bench/kill_trials.py [--trials 100] [--database-url URL]
 
-The load is synthetic: CT slices of 256x256 random noise.
+The load is synthetic: CT slices of 256x256 random noise. storescu's output goes to a
+file (node_harness.kill_trial): through an unread pipe it blocked after ~268 files and
+every trial killed the node at the same point. The summary shows where the kills
+landed (acknowledged instances per trial) and how many came after the burst had ended.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "node"))
 
 import node_harness as h  # noqa: E402
+from hostile_harness import HostileNode  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
 
@@ -36,9 +40,10 @@ def main() -> int:
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="nadir-kill-"))
     try:
-        node = h.Node(data_dir=tmp / "data", port=h.free_port(), database_url=args.database_url,
-                      settle_seconds=3600.0)
+        node = HostileNode(data_dir=tmp / "data", port=h.free_port(), database_url=args.database_url,
+                           settle_seconds=3600.0)
         failures, acked_total, start = 0, 0, time.monotonic()
+        points: list[int] = []
         node.start()
         for trial in range(args.trials):
             delay = rng.uniform(0.3, 3.0)
@@ -48,12 +53,20 @@ def main() -> int:
             acked, problems = h.kill_trial(node, files, delay)
             shutil.rmtree(load)
             acked_total += len(acked)
+            points.append(len(acked))
             if problems:
                 failures += 1
                 print(f"trial {trial}: killed after {delay:.2f} s: FAILED: {problems}", flush=True)
             else:
                 print(f"trial {trial}: killed after {delay:.2f} s: {len(acked)} acknowledged, all kept", flush=True)
         node.stop()
+        points.sort()
+        finished = sum(p == args.instances for p in points)
+        print(
+            f"kill points (instances acknowledged before the kill): min {points[0]}, "
+            f"median {points[len(points) // 2]}, max {points[-1]}, {len(set(points))} distinct; "
+            f"{args.trials - finished}/{args.trials} trials killed mid-burst"
+        )
         print(
             f"kill -9 trials: {args.trials - failures}/{args.trials} passed, "
             f"{acked_total} acknowledged instances checked, {time.monotonic() - start:.0f} s"

@@ -8,9 +8,11 @@ file, the key, the line where YAML gives one, and what is allowed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +22,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from daemon import resources
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,17 @@ class NodeSettings(_Section):
     max_associations: int = Field(20, ge=1)  # per receiving process
     # receiving processes sharing the port (SO_REUSEPORT); 1: the node's process alone
     receivers: int = Field(1, ge=1, le=32)
-    network_timeout_s: float = Field(60.0, gt=0)
+    network_timeout_s: float = Field(60.0, gt=0)  # also every accepted socket's read timeout
     tls: TlsSettings | None = None
+    # before association (daemon.node.gate): a connection must complete its TLS handshake
+    # and A-ASSOCIATE-RQ within artim_timeout_s; at most max_half_open connections wait
+    # for theirs, max_half_open_per_address from one peer address (per receiving process)
+    artim_timeout_s: float = Field(30.0, gt=0)
+    max_half_open: int = Field(256, ge=1)
+    max_half_open_per_address: int = Field(32, ge=1)
+    max_associate_request_bytes: int = Field(262_144, ge=1024)  # the A-ASSOCIATE-RQ PDU
+    # a deflated dataset inflating past this is refused (0xA700) without being held in memory
+    max_inflated_bytes: int = Field(1_073_741_824, ge=1024)
 
     @field_validator("ae_title")
     @classmethod
@@ -70,6 +83,8 @@ class StoreSettings(_Section):
     database_url: str | None = None  # default: SQLite file in data_dir
     min_free_bytes: int = Field(1_073_741_824, ge=0)  # below this, C-STORE answers 0xA700
     retention_days: float = Field(30.0, gt=0)
+    # FAILED studies: their own time, from when they failed, for an admin to look (and retry)
+    failed_retention_days: float = Field(30.0, gt=0)
 
     @property
     def spool_dir(self) -> Path:
@@ -80,6 +95,12 @@ class StoreSettings(_Section):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'nadir.db').resolve()}"
+
+
+class LoggingSettings(_Section):
+    # text: one line per record; json: one JSON object per line (ts, level, logger,
+    # message, exc), for log collectors. Timestamps are UTC with their offset in both.
+    format: Literal["text", "json"] = "text"
 
 
 class AssemblySettings(_Section):
@@ -107,8 +128,15 @@ DEFAULT_PACS = {"ae_title": "ORTHANC", "host": "127.0.0.1", "port": 4242}
 
 
 class RoutingSettings(_Section):
-    rules_file: Path = Path("rules/routing.yaml")
+    rules_file: Path = resources.ROUTING_FILE  # the shipped file (daemon/resources.py)
     watch_interval_seconds: float = Field(2.0, gt=0)  # how often the file is checked for changes
+
+
+class CriteriaSettings(_Section):
+    # the criteria's rules files are the shipped ones (daemon.criteria.rules.RULES_DIR);
+    # a site folder of <criterion>.yaml files overrides them key by key (as `nadir assess
+    # --site` does), wherever the routing file lives; the report cites what it changed
+    site_dir: Path | None = None
 
 
 class JobSettings(_Section):
@@ -151,7 +179,38 @@ class ImagingSettings(_Section):
     spacing_tolerance: float = Field(0.01, gt=0, lt=1)  # relative difference between slice gaps
 
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "report"
+class WebTls(_Section):
+    certificate: Path
+    private_key: Path
+
+
+class WebSettings(_Section):
+    """The admins' console and HTTP API (daemon/web), served by `nadir serve` on its own port."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # loopback unless set: put a reverse proxy in front (deploy/README.md)
+    port: int = Field(8080, ge=1, le=65535)
+    # local: accounts of `nadir user add` (password login, HTTP Basic for scripts);
+    # header: a reverse proxy authenticates and names the user (and role) in headers. One or
+    # the other, never both: in header mode no password is accepted, in local mode no header.
+    auth: Literal["local", "header"] = "local"
+    header_user: str = "X-Remote-User"
+    header_role: str = "X-Remote-Role"  # "admin", else the user is a viewer
+    # header mode: the addresses the proxy connects from; a request from any other is refused
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    session_idle_minutes: float = Field(30.0, gt=0)  # a session unused this long ends
+    session_max_hours: float = Field(12.0, gt=0)  # and any session after this long
+    tls: WebTls | None = None  # serve HTTPS directly (else TLS at the reverse proxy)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+
+DEFAULT_TEMPLATES_DIR = resources.REPORT_TEMPLATES_DIR
 
 
 @dataclass(frozen=True)
@@ -232,10 +291,13 @@ class Settings(BaseSettings):
     assembly: AssemblySettings = Field(default_factory=AssemblySettings)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    criteria: CriteriaSettings = Field(default_factory=CriteriaSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     imaging: ImagingSettings = Field(default_factory=ImagingSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -294,23 +356,93 @@ def line_of(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...])
     return None
 
 
+Loc = tuple[str | int, ...]
+UNKNOWN_SETTING = "unknown key (not a setting; check the spelling)"
+# what pydantic puts before the text of a ValueError / assert raised in a validator
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def error_message(err: Mapping[str, Any], unknown: str = UNKNOWN_SETTING) -> str:
+    """One pydantic error as our message: no "Value error," prefix; `unknown` for an unknown key."""
+    if err["type"] == "extra_forbidden":
+        return unknown
+    msg = str(err["msg"])
+    for prefix in _PYDANTIC_PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
+def dotted(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
 def format_validation_error(
-    path: Path | None, exc: ValidationError, lines: dict[tuple[str | int, ...], int]
+    path: Path | str | None,
+    exc: ValidationError,
+    lines: dict[tuple[str | int, ...], int],
+    *,
+    key: Callable[[Loc], str] = dotted,
+    unknown: str = UNKNOWN_SETTING,
 ) -> str:
-    """One line per problem: file:line: key: what is wrong (what is allowed)."""
+    """One line per problem: file:line: key: what is wrong (what is allowed).
+
+    `path` None means the environment; `key` renders an error's location (default: dotted
+    keys); `unknown` is said of a key the model does not have.
+    """
     out = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
         line = line_of(lines, loc) if lines else None
-        where = f"{path}" if path else "environment"
+        where = f"{path}" if path is not None else "environment"
         if line is not None:
             where += f":{line}"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not a setting; check the spelling)"
-        out.append(f"{where}: {key}: {msg}")
+        out.append(f"{where}: {key(loc)}: {error_message(err, unknown)}")
     return "\n".join(out)
+
+
+# --- secrets ------------------------------------------------------------------------
+
+_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token")
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (and password-like query values) replaced by ***: user:***@host."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    items = [item.partition("=") for item in parts.query.split("&")] if parts.query else []
+    secret_query = any(k.lower() in _SECRET_QUERY_KEYS for k, _, _ in items)
+    if not parts.scheme or (password is None and not secret_query):
+        return url  # unchanged (urlunsplit would also drop the empty host of sqlite:////path)
+    if password is not None:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}")
+    if secret_query:
+        query = "&".join(f"{k}=***" if k.lower() in _SECRET_QUERY_KEYS else f"{k}{sep}{v}" for k, sep, v in items)
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
+
+
+def masked(value: Any) -> Any:
+    """A JSON-like value with the password of every URL in it masked (for printing settings)."""
+    if isinstance(value, dict):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    return value
+
+
+def printable_settings(settings: Settings) -> dict[str, Any]:
+    """The effective settings as JSON-like data, `store.effective_database_url` added, secrets masked."""
+    data = settings.model_dump(mode="json")
+    data["store"]["effective_database_url"] = settings.store.effective_database_url
+    out: dict[str, Any] = masked(data)
+    return out
 
 
 def load_settings(path: Path | None = None) -> Settings:

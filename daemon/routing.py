@@ -233,6 +233,8 @@ class Route:
     wait_for: WaitFor | None = None
     max_attempts: int | None = None
     queue: str = "default"  # the job queue a worker consumes (executor celery)
+    # a job that fails for good sends the PACS an SR saying so (daemon/report/failure.py)
+    report_failure: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """The routing file (`rules/routing.yaml`): schema, loading, and reload without restart.
 
 The YAML is validated with pydantic (`extra="forbid"`), regexes are compiled,
-pipelines and named destinations are checked; every error names the file, the
-line and what is wrong. The result is the pure `daemon.routing.Rules`.
+pipelines and named destinations are checked, and so is what each route's job will
+need (`daemon.pipelines.preflight`: its parameters, its model and the sha256 of the
+model file, the criteria's rules files with the site's overrides); every error names
+the file, the line, the route by its name and what is wrong. The result is the pure
+`daemon.routing.Rules`.
 
 `RulesHolder` keeps the rules in force: `reload()` (on SIGHUP or when the file
 changes) swaps in a valid new file and keeps the old rules when the new one is
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,11 +25,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydicom.datadict import tag_for_keyword
 
 from daemon import routing as r
-from daemon.config import ConfigError, format_validation_error, line_of, load_yaml_with_lines
+from daemon.config import (
+    ConfigError,
+    dotted,
+    format_validation_error,
+    line_of,
+    load_yaml_with_lines,
+)
 from daemon.pipelines.base import UnknownPipelineError, check
-from daemon.pipelines.params import PARAMS
+from daemon.pipelines.preflight import route_problems
 
 log = logging.getLogger(__name__)
+
+Lines = dict[tuple[str | int, ...], int]  # key path -> line in the file
 
 _FORMS = ("attribute", "all", "any", "not", "series")
 _OPS = ("equals", "one_of", "regex", "range", "present")
@@ -142,6 +153,9 @@ class RouteSpec(_Model):
     # the job queue (executor celery): only `nadir worker --queues` naming it takes its jobs
     queue: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     enabled: bool = True
+    # a job that fails for good sends its destinations an SR saying that the automatic
+    # analysis failed and the study is to be read without it; false: only the logs say so
+    report_failure: bool = True
 
 
 class RulesFile(_Model):
@@ -174,77 +188,94 @@ def _route(spec: RouteSpec) -> r.Route:
         wait_for=wait,
         max_attempts=spec.max_attempts,
         queue=spec.queue,
+        report_failure=spec.report_failure,
     )
 
 
+def _names(data: dict[str, Any]) -> dict[int, str]:
+    """Route index -> its name, as written (for messages that name routes, not positions)."""
+    routes = data.get("routes")
+    if not isinstance(routes, list):
+        return {}
+    return {i: str(route["name"]) for i, route in enumerate(routes)
+            if isinstance(route, dict) and isinstance(route.get("name"), str | int)}
+
+
+def _route_key(names: dict[int, str]) -> Callable[[tuple[str | int, ...]], str]:
+    """An error's location as read: `route 'brain-mets': parameters.model`, not `routes.1...`."""
+    def key(loc: tuple[str | int, ...]) -> str:
+        if len(loc) < 2 or loc[0] != "routes" or not isinstance(loc[1], int):
+            return dotted(loc)
+        i = loc[1]
+        who = f"route {names[i]!r}" if i in names else f"routes.{i} (a route without a name)"
+        return f"{who}: {dotted(loc[2:])}" if len(loc) > 2 else who
+    return key
+
+
 def parse_rules(
-    data: Any, path: Path, lines: dict[tuple[str | int, ...], int], destinations: Collection[str]
+    data: Any, path: Path, lines: Lines, destinations: Collection[str], site_dir: Path | None = None
 ) -> r.Rules:
-    """Validate parsed YAML into `Rules`; `destinations` are the names the settings define."""
+    """Validate parsed YAML into `Rules`; `destinations` are the names the settings define,
+    `site_dir` the site folder of criteria rules files (the node's `criteria.site_dir`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the routing file must be a mapping with 'routes:'")
+    key = _route_key(_names(data))
     try:
         spec = RulesFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc, lines)) from exc
+        raise ConfigError(format_validation_error(path, exc, lines, key=key)) from exc
     problems: list[str] = []
     for i, route in enumerate(spec.routes):
-        where = _where(path, lines, ("routes", i))
-        try:
-            check(route.pipeline)
-        except UnknownPipelineError as exc:
-            problems.append(f"{_where(path, lines, ('routes', i, 'pipeline'))}: routes.{i}.pipeline: {exc}")
-        for j, dest in enumerate(route.destinations):
-            if isinstance(dest, str) and dest not in destinations:
-                known = ", ".join(sorted(destinations)) or "none are defined"
-                problems.append(
-                    f"{_where(path, lines, ('routes', i, 'destinations', j))}: routes.{i}.destinations.{j}: "
-                    f"unknown destination {dest!r} (the settings' destinations: {known})"
-                )
-        problems += _parameter_problems(route, i, path, lines)
-        if route.fallback and route.stop:
-            problems.append(f"{where}: routes.{i}: a fallback route cannot also stop evaluation")
+        problems += _route_problems(route, i, path, lines, destinations, site_dir)
     if problems:
         raise ConfigError("\n".join(problems))
     return r.Rules(tuple(_route(s) for s in spec.routes if s.enabled), source=str(path))
 
 
-def _parameter_problems(route: RouteSpec, i: int, path: Path, lines: dict[tuple[str | int, ...], int]) -> list[str]:
-    """The route's parameters checked against its built-in pipeline's, one line per problem."""
-    model = PARAMS.get(route.pipeline)
-    if model is None:
-        return []
+def _route_problems(route: RouteSpec, i: int, path: Path, lines: Lines, destinations: Collection[str],
+                    site_dir: Path | None) -> list[str]:
+    """One line per problem of the route: `file:line: route 'name': key: what is wrong`."""
+    def at(*loc: str | int) -> str:
+        return f"{_where(path, lines, ('routes', i, *loc))}: route {route.name!r}" + (f": {dotted(loc)}" if loc else "")
+
+    problems = []
     try:
-        model.model_validate(route.parameters)
-    except ValidationError as exc:
-        shifted = {k[3:]: v for k, v in lines.items() if k[:3] == ("routes", i, "parameters")}
-        text = format_validation_error(path, exc, shifted)
-        return [line.replace(": ", f": routes.{i}.parameters.", 1) if ": " in line else line
-                for line in text.splitlines()]
-    return []
+        check(route.pipeline)
+    except UnknownPipelineError as exc:
+        problems.append(f"{at('pipeline')}: {exc}")
+    else:  # what its jobs will need: parameters, model, criteria rules files
+        problems += [f"{at(*p.loc)}: {p.message}" for p in route_problems(route.pipeline, route.parameters, site_dir)]
+    for j, dest in enumerate(route.destinations):
+        if isinstance(dest, str) and dest not in destinations:
+            known = ", ".join(sorted(destinations)) or "none are defined"
+            problems.append(f"{at('destinations', j)}: unknown destination {dest!r} (the settings' destinations: {known})")
+    if route.fallback and route.stop:
+        problems.append(f"{at()}: a fallback route cannot also stop evaluation")
+    return problems
 
 
-def _where(path: Path, lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> str:
+def _where(path: Path, lines: Lines, loc: tuple[str | int, ...]) -> str:
     line = line_of(lines, loc)
     return f"{path}:{line}" if line is not None else str(path)
 
 
-def load_rules(path: Path, destinations: Collection[str]) -> r.Rules:
-    """Load and validate a routing file; raises ConfigError naming file and line."""
+def load_rules(path: Path, destinations: Collection[str], site_dir: Path | None = None) -> r.Rules:
+    """Load and validate a routing file; raises ConfigError naming file, line and route."""
     data, lines = load_yaml_with_lines(path)
-    return parse_rules(data, path, lines, destinations)
+    return parse_rules(data, path, lines, destinations, site_dir)
 
 
 class RulesHolder:
     """The rules in force, swapped atomically by `reload()`; thread-safe."""
 
-    def __init__(self, path: Path, destinations: Collection[str]) -> None:
+    def __init__(self, path: Path, destinations: Collection[str], site_dir: Path | None = None) -> None:
         self.path = path
         self._destinations = frozenset(destinations)
+        self._site_dir = site_dir
         self._lock = threading.Lock()
-        self._rules = load_rules(path, self._destinations)  # invalid at start: ConfigError
+        self._rules = load_rules(path, self._destinations, site_dir)  # invalid at start: ConfigError
         self._stamp = self._file_stamp()
         self.last_error: str | None = None
 
@@ -264,7 +295,7 @@ class RulesHolder:
         """Load the file again; True when new rules are in force."""
         stamp = self._file_stamp()
         try:
-            rules = load_rules(self.path, self._destinations)
+            rules = load_rules(self.path, self._destinations, self._site_dir)
         except ConfigError as exc:
             with self._lock:
                 self._stamp = stamp

@@ -18,6 +18,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from daemon.commands.errors import CommandError
 from daemon.imaging.loader import scan
 from daemon.imaging.messy import MessyPolicy, SeriesRefused
 from daemon.imaging.nifti import volume_to_nifti
@@ -79,7 +80,12 @@ def _dicom2nifti(series_dir: Path, files: list[Path], out: Path, volume: Volume)
 
 
 def run(args: argparse.Namespace) -> int:
-    found = scan(Path(args.series_dir)).series
+    folder = Path(args.series_dir)
+    if not folder.is_dir():
+        raise CommandError(f"{folder}: no such folder; give the folder that holds the series' DICOM files")
+    found = scan(folder).series
+    if not found:
+        raise CommandError(f"{folder}: no DICOM image series in this folder")
     uid = args.series or (next(iter(found)) if len(found) == 1 else None)
     if uid is None or uid not in found:
         print(f"{len(found)} series in {args.series_dir}; name one with --series:")

@@ -1,11 +1,11 @@
-"""`nadir jobs [--json]`: the jobs, newest first, with state, attempts and error."""
+"""`nadir job ls [--json]`: the jobs, newest first, with state, attempts and error."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from daemon.commands._store import add_config_argument, open_session, settings_or_exit
+from daemon.commands._store import add_config_argument, load, open_session
 from daemon.store.jobs import job_as_dict, list_jobs
 
 
@@ -16,13 +16,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load(args)
     with open_session(settings) as session:
         found = [job_as_dict(j) for j in list_jobs(session, args.limit)]
     if args.json:
         print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        print("no job yet")
         return 0
     print(f"{'ID':>6} {'STATE':<9} {'TRIES':>5}  {'ROUTE':<20} {'FINISHED':<25}  STUDY / ERROR")
     for j in found:

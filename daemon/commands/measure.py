@@ -18,7 +18,12 @@ from typing import Any
 
 import highdicom as hd
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
+from daemon import resources
+from daemon.commands.errors import CommandError
 from daemon.config import ConfigError
 from daemon.findings import Calliper, Measurements
 from daemon.imaging.loader import scan
@@ -30,7 +35,7 @@ from daemon.volume import ImagePoint, LesionMask, Volume
 log = logging.getLogger(__name__)
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = resources.RULES_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,12 +162,28 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                       f"({e[0]:.1f}, {e[1]:.1f}, {e[2]:.1f}) mm")
 
 
+def check_inputs(series_dir: Path, seg_file: Path) -> None:
+    """A CommandError (exit 2) when the folder or the SEG file is not what the command needs."""
+    if not series_dir.is_dir():
+        raise CommandError(f"{series_dir}: no such folder; give the folder that holds the source series")
+    if not seg_file.is_file():
+        raise CommandError(f"{seg_file}: no such file; --seg takes a DICOM Segmentation file")
+    try:
+        header = pydicom.dcmread(seg_file, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except (InvalidDicomError, OSError, EOFError) as exc:
+        raise CommandError(f"{seg_file}: not a DICOM file; --seg takes a DICOM Segmentation file") from exc
+    sop_class = str(getattr(header, "SOPClassUID", ""))
+    if sop_class != SEG_STORAGE:
+        kind = UID(sop_class).name if sop_class else "no SOP Class UID"
+        raise CommandError(f"{seg_file}: not a DICOM Segmentation ({kind}); --seg takes a SEG file")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_inputs(args.series_dir, args.seg)
     try:
         rows = measure_seg(args.series_dir, args.seg, components=args.components, rules_dir=args.rules)
     except (OSError, ValueError, SegMappingError, AttributeError, KeyError) as exc:
-        print(f"nadir measure: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc), 1) from exc
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

@@ -1,33 +1,29 @@
-"""`nadir retry JOB_ID`: queue a failed (or finished) job again with fresh attempts."""
+"""`nadir job retry JOB_ID`: queue a failed (or finished) job again with fresh attempts."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import UTC, datetime
 
-from daemon.commands._store import add_config_argument, open_session, settings_or_exit
+from daemon.commands._store import add_config_argument, load, open_session
+from daemon.commands.errors import NOT_FOUND, CommandError
 from daemon.store.jobs import Job
 from daemon.store.jobs import retry as retry_job
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("job_id", type=int, help="the job's id (see `nadir jobs`)")
+    parser.add_argument("job_id", type=int, help="the job's id (see `nadir job ls`)")
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load(args)
     with open_session(settings) as session:
         job = session.get(Job, args.job_id)
         if job is None:
-            print(f"no job {args.job_id}", file=sys.stderr)
-            return 1
+            raise CommandError(f"no job {args.job_id} (`nadir job ls` lists them)", NOT_FOUND)
         state = job.state
         if not retry_job(session, args.job_id, datetime.now(UTC)):
-            print(f"job {args.job_id} is {state}: only FAILED or DONE jobs can be retried", file=sys.stderr)
-            return 1
+            raise CommandError(f"job {args.job_id} is {state}: only FAILED or DONE jobs can be retried", NOT_FOUND)
     print(f"job {args.job_id} queued again")
     return 0

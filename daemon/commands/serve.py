@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from daemon import logs
 from daemon.commands._store import add_config_argument, settings_or_exit
 from daemon.config import ConfigError
 
@@ -20,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
     if settings is None:
         return 2
+    logs.set_format(settings.logging.format)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
         logging.getLogger("apscheduler").setLevel(logging.ERROR)  # not "job skipped" notes

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from daemon import logs
 from daemon.commands._store import add_config_argument, settings_or_exit
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
     if settings is None:
         return 2
+    logs.set_format(settings.logging.format)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for noisy in ("celery", "kombu", "amqp"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -59,6 +59,12 @@ def evaluate(
     if not cut.conditions or cut.positive is None or cut.negative is None:
         return Assessment(CRITERION, cite, "no_cutoff", numbers=base, classified=False, details=details,
                           reasons=(f"{cut.label}: no numeric cut-off available; values reported only",))
+    missing = [c.quantity for c in cut.conditions if quantities.get(c.quantity) is None]
+    if cut.requires_all_inputs and missing:
+        reason = (f"{cut.label}: {', '.join(missing)} missing: not evaluable for this rule (its sensitivity and "
+                  "specificity are those of the combined rule; no source gives the remaining condition's own)")
+        return Assessment(CRITERION, cite, "not_evaluable", numbers=base, evaluable=False, details=details,
+                          lists={"missing": tuple(missing)}, reasons=(reason,))
     fired: list[str] = []
     flags: list[str] = []
     for c in cut.conditions:

@@ -282,6 +282,9 @@ class CutOff(_Model):
     positive: str | None = None
     negative: str | None = None
     at_threshold_margin: Decimal = Field(default=Decimal(0), ge=0)
+    # true: the source validated the conditions together (its Se/Sp are the combined rule's), so a
+    # missing input makes the rule not evaluable instead of applying the remaining conditions alone
+    requires_all_inputs: bool = False
     performance: Performance = Performance()
     citation: CitationModel
     verified: str  # what of the source was checked

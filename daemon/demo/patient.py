@@ -14,13 +14,16 @@ Studies (one folder each under OUT_DIR):
 - `pet-brain-t0..t2`: amino-acid (FDOPA) brain PET, Bq/ml with SUV-calibrated
   headers, on the MNI152 grey/white matter maps with a bright striatum, carrying
   the brain lesions with known SUV (B1 rising, B2 falling...).
-- `pet-ct-t0..t2`: FDG PET (Bq/ml, SUV-calibrated headers) with lesions of known
-  SUV, and the attenuation CT in the same frame of reference.
+- `pet-ct-t0..t2`: whole-body FDG PET (Bq/ml, SUV-calibrated headers) and its low-dose CT
+  in the same frame of reference (daemon.demo.wholebody): lesions of designed SUL and
+  volume for PERCIST 1.0 (baseline, PMR, PMD with a new lesion), physiological uptake,
+  fat and muscle compartments of known volume.
 
 The patient lies differently at each timepoint (rotation up to 10 degrees,
-translation up to 20 mm). Each folder holds DICOM files, `truth.json` (lesions
-in patient LPS mm, per series) and one `mask-<modality>-<series>.nii.gz` per series
-(label n = truth lesion n). Everything is SYNTHETIC.
+translation up to 20 mm). Each folder holds the DICOM files only; beside it,
+`<folder>.truth/` (daemon/demo/truth.py) holds `truth.json` (lesions in patient LPS mm,
+per series) and one `mask-<modality><series>.nii.gz` per series (label n = truth
+lesion n). Everything is SYNTHETIC.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any, Literal
 import nibabel as nib
 import numpy as np
 
+from daemon.demo import wholebody as wb
 from daemon.demo.dicom import (
     PetDose,
     SeriesInfo,
@@ -55,8 +59,8 @@ from daemon.demo.phantom import (
     brain_mr_phantom,
     brain_pet_phantom,
     liver_ct_phantom,
-    torso_pet_phantom,
 )
+from daemon.demo.truth import truth_dir, truth_file
 from daemon.imaging.nifti import array_to_nifti
 
 log = logging.getLogger(__name__)
@@ -178,7 +182,8 @@ def _write_series(folder: Path, ph: Phantom, values: np.ndarray[Any, Any], study
     dsets = series_datasets(values, ph.truth.affine, study, series, seed=seed)
     write_datasets(dsets, folder, prefix=prefix)
     mask_name = f"mask-{series.modality}{series.series_number:02d}.nii.gz"
-    nib.save(array_to_nifti(ph.labels, ph.truth.affine), str(folder / mask_name))
+    truth_dir(folder).mkdir(parents=True, exist_ok=True)
+    nib.save(array_to_nifti(ph.labels, ph.truth.affine), str(truth_dir(folder) / mask_name))
     return len(dsets), mask_name, stored_values(values, series.modality)
 
 
@@ -218,7 +223,8 @@ def _dump(folder: Path, study: StudyInfo, kind: str, t: int, series: list[dict[s
         "series": series,
         **(extra or {}),
     }
-    path = folder / "truth.json"
+    path = truth_file(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1))
     return path
 
@@ -247,7 +253,8 @@ def write_abdomen_ct(out: Path, t: int, size: Size, seed: int) -> WrittenStudy:
                           demo_uid(seed, kind, t, "for"), contrast_agent="Iohexol 350")
     n, mask, _ = _write_series(folder, ph, ph.image, study, series, seed)
     liver = f"organ-liver-{series.modality}{series.series_number:02d}.nii.gz"
-    nib.save(array_to_nifti(ph.truth.organs["liver"].astype(np.uint8), ph.truth.affine), str(folder / liver))
+    nib.save(array_to_nifti(ph.truth.organs["liver"].astype(np.uint8), ph.truth.affine),
+             str(truth_dir(folder) / liver))
     doc = [_truth_series(ph, series, mask, {"phase": "portal venous", "organs": {"liver": liver}})]
     for les in doc[0]["lesions"]:
         group = LIVER_LOOKS.get(les["lesion_id"], (None, None, None))[t]
@@ -259,28 +266,39 @@ def write_abdomen_ct(out: Path, t: int, size: Size, seed: int) -> WrittenStudy:
 
 
 def write_pet_ct(out: Path, t: int, size: Size, seed: int) -> WrittenStudy:
+    """Whole-body FDG PET/CT (daemon.demo.wholebody): lesions of designed SUL and radius,
+    physiological uptake, body-composition compartments; truth.json "expected" holds the
+    designed PERCIST 1.0 category, "designed" the lesions' SUL and volumes, "metabolic" the
+    TMTV/TLG at SUV 4 on the noise-free image and "composition" the compartments' volumes."""
     kind = "pet-ct"
     folder = out / f"{kind}-{TIMEPOINTS[t]}"
     study = _study(seed, kind, t, "PET-CT FDG whole body", "WHOLEBODY")
     frame = demo_uid(seed, kind, t, "for")
-    lesions = [
-        Ellipsoid(e.lesion_id, e.centre, e.radii, e.angles_deg, e.kind, PET_SUV[e.lesion_id][t], e.core_fraction,
-                  e.site)
-        for e in lesions_at(LIVER_SCRIPT, t)
-    ]
+    lesions = wb.lesions_at(t)
     injection = DATES[t]
-    dose = PetDose(injected_dose_bq=350e6, injection_time=injection)
+    dose = PetDose(injected_dose_bq=250e6, injection_time=injection)
     pet_time = injection + timedelta(minutes=60)
-    pet_ph = torso_pet_phantom(GRIDS[("PT", size)], lesions, POSES[t], seed=seed * 10 + t)
-    pet_series = _series_info(seed, kind, t, "PT", 2, "PET FDG AC", pet_time, frame, pet=dose,
+    pet_grid = wb.GRIDS[("PT", size)]
+    pet_ph, clean = wb.wholebody_pet(pet_grid, lesions, wb.POSES[t], seed=seed * 10 + t)
+    pet_series = _series_info(seed, kind, t, "PT", 2, "PET FDG AC WB", pet_time, frame, pet=dose,
                               image_type=("ORIGINAL", "PRIMARY"))
     n_pet, pet_doc = _write_pet(folder, pet_ph, study, pet_series, dose, seed)
-    ct_ph = liver_ct_phantom(GRIDS[("CT", "small")], lesions_at(LIVER_SCRIPT, t), POSES[t],
-                             seed=seed * 10 + t + 5, noise_hu=25.0)
-    ct_series = _series_info(seed, kind, t, "CT", 1, "CT AC low dose", pet_time - timedelta(minutes=2), frame)
+    ct_grid = wb.GRIDS[("CT", size)]
+    ct_ph = wb.wholebody_ct(ct_grid, lesions, wb.POSES[t], seed=seed * 10 + t + 5)
+    ct_series = _series_info(seed, kind, t, "CT", 1, "CT AC low dose WB", pet_time - timedelta(minutes=2), frame)
     n_ct, mask_ct, _ = _write_series(folder, ct_ph, ct_ph.image, study, ct_series, seed)
+    pet_ml = float(np.prod(pet_grid.spacing)) / 1000.0
+    designed = {lid: {"sul_peak": sul[t], "volume_ml": 4.0 / 3.0 * np.pi * r**3 / 1000.0, "site": site,
+                      "centre_anatomical": list(centre)}
+                for lid, (centre, r, site, _, sul) in wb.LESIONS.items() if sul[t] > 0}
     doc = [pet_doc, _truth_series(ct_ph, ct_series, mask_ct, {})]
-    path = _dump(folder, study, kind, t, doc, set(LIVER_SCRIPT))
+    extra = {
+        "expected": wb.EXPECTED[t], "designed": designed, "liver_sul": wb.LIVER_SUL, "suv_per_sul": wb.SUV_PER_SUL,
+        "metabolic": wb.metabolic_truth(clean, pet_ph.labels, pet_ph.truth.organs, pet_ml),
+        "composition": wb.composition_truth(wb.region_ids(ct_grid, wb.POSES[t]), float(np.prod(ct_grid.spacing)) / 1000.0),
+        "physiological": list(wb.PHYSIOLOGICAL),
+    }
+    path = _dump(folder, study, kind, t, doc, set(wb.LESIONS), extra)
     return WrittenStudy(folder, study.study_instance_uid, path, n_pet + n_ct)
 
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO = Path(__file__).resolve().parents[2]
+from daemon import resources
+
+REPO = resources.SOURCE_ROOT  # the checkout (tests/jobs/harness.py runs its .venv)
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 T = TypeVar("T")
@@ -180,7 +182,8 @@ class NadirNode:
     settle_seconds: float = 2.0
     workers: int = 1
     database_url: str | None = None
-    rules_file: Path = REPO / "rules" / "routing.yaml"
+    rules_file: Path = resources.ROUTING_FILE
+    web_port: int = field(default_factory=free_port)  # the console (web.port)
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -212,6 +215,7 @@ class NadirNode:
             NADIR_JOBS__HEARTBEAT_SECONDS="5",
             NADIR_OUTBOX__POLL_SECONDS="0.2",
             NADIR_OUTBOX__FIRST_RETRY_SECONDS="1",
+            NADIR_WEB__PORT=str(self.web_port),
         )
         if self.database_url:
             env["NADIR_STORE__DATABASE_URL"] = self.database_url

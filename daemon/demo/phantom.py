@@ -403,7 +403,8 @@ _BRAIN_CENTRE_RAS = (0.0, -18.0, 15.0)  # mm in MNI space: the anatomical origin
 def _mni_dir() -> Path:
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("nilearn is not installed: the MNI152 template ships inside it")
+        raise FileNotFoundError("nilearn is not installed: the MNI152 template of the brain phantom ships "
+                                "inside it (the extra nadir[demo]: pip install 'nadir[demo]', or make demo)")
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 

@@ -3,7 +3,7 @@ whose lesions shrink (partial response) then grow again (progression against the
 
 Each study is one post-gadolinium 3D T1 brain MR (MNI152 background, enhancing
 ellipsoids) written as DICOM under `<out>/<name>/`, with `truth.json` (the lesions'
-true diameters in patient LPS mm). Two extra studies exercise the "nothing to
+true diameters in patient LPS mm) beside it in `<out>/<name>.truth/`. Two extra studies exercise the "nothing to
 report" paths: `no-lesion` (a clean brain) and `thick-slices` (a post-contrast 3D
 T1 reformatted at 5 mm, which the pipeline's series selection refuses).
 
@@ -21,6 +21,7 @@ from typing import Literal
 
 from daemon.demo.dicom import SeriesInfo, StudyInfo, demo_uid, series_datasets, write_datasets
 from daemon.demo.phantom import SYNTHETIC_NOTE, Ellipsoid, Grid, Pose, brain_mr_phantom
+from daemon.demo.truth import truth_file
 
 Size = Literal["small", "full"]
 
@@ -102,7 +103,8 @@ def write_study(
             {k: v for k, v in asdict(les).items() if k not in ("axes",)} for les in ph.truth.lesions
         ],
     }
-    (folder / "truth.json").write_text(json.dumps(truth, indent=1))
+    truth_file(folder).parent.mkdir(parents=True, exist_ok=True)
+    truth_file(folder).write_text(json.dumps(truth, indent=1))
     return DemoStudy(name, folder, study.study_instance_uid, when.strftime("%Y%m%d"), len(paths), expected)
 
 

@@ -1,9 +1,11 @@
-"""`make demo`: the brain-metastases and the liver-metastases routes end to end on this machine.
+"""`make demo`: the brain-metastases, liver-metastases and whole-body FDG routes end to end on this machine.
 
 Starts a local Orthanc (the PACS, with its web explorer) and `nadir serve`, writes
-two demo patients (SYNTHETIC): brain MR at a baseline and two follow-ups whose
-lesions shrink then grow (RANO-BM), and portal-venous abdominal CT at a baseline, a
-response and a progression (RECIST 1.1 and Chun); for each study does what a
+three demo patients (SYNTHETIC): brain MR at a baseline and two follow-ups whose
+lesions shrink then grow (RANO-BM), portal-venous abdominal CT at a baseline, a
+response and a progression (RECIST 1.1 and Chun), and whole-body FDG PET/CT at a
+baseline, a partial metabolic response and a progression with a new lesion (PERCIST
+1.0, TMTV, Dmax, body composition); for each study does what a
 hospital's modality and PACS do: sends it to the PACS and to Nadir (dcmtk
 storescu), waits for Nadir's SR to arrive in the PACS, and prints the table the SR
 holds (lesions, the categories of each assessment), where the objects are in
@@ -36,6 +38,7 @@ from daemon.config import ReportSettings
 from daemon.demo.peers import NadirNode, Orthanc, storescu, wait_until
 from daemon.demo.response_patient import DemoStudy, write_negative_cases, write_timepoints
 from daemon.demo.sr_table import SrSummary, summarize, table
+from daemon.demo.wholebody_studies import negative_pet_studies, pet_ct_timepoints
 from daemon.web.ohif import ViewerNotInstalledError, ViewerServer, start_viewer
 
 log = logging.getLogger(__name__)
@@ -130,6 +133,9 @@ def run_demo(workdir: Path, size: str = "small", negatives: bool = False,
     if negatives:
         studies += write_negative_cases(workdir / "studies")
     studies += liver_timepoints(workdir / "studies", size)
+    studies += pet_ct_timepoints(workdir / "studies", size)
+    if negatives:
+        studies += negative_pet_studies(workdir / "studies")
     pacs = Orthanc(workdir / "orthanc")
     nadir = NadirNode(workdir / "nadir", pacs_port=pacs.dicom_port)
     pacs.nadir_port = nadir.port
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="where studies, PACS storage and logs go (default: a temp dir)")
     parser.add_argument("--size", choices=["small", "full"], default="small")
     parser.add_argument("--negatives", action="store_true",
-                        help="also send a study with no lesion and one with no suitable series")
+                        help="also send a study with no lesion, one with no suitable series, and PET studies "
+                             "the whole-body route refuses with a reason (no attenuation correction, no CT, half body)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=sys.stdin.isatty(),
                         help="keep the PACS and the viewer up until Ctrl-C (default: when run from a terminal)")

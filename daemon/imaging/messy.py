@@ -139,7 +139,8 @@ def _dedupe(frames: list[Frame], depths: F64, policy: MessyPolicy, tol: float) -
     per_position = len(frames) / len(keep)
     if per_position >= 2 and len(frames) % len(keep) == 0 and len(dups) == len(frames) - len(keep):
         msg = (f"every one of {len(keep)} slice positions appears {int(per_position)} times "
-               "(a 4D, multi-phase or multi-echo series); the first of each position kept")
+               "(a 4D, multi-phase or multi-echo series); the first of each position kept "
+               "(daemon.imaging.dynamic reads every frame)")
     else:
         msg = f"{len(dups)} duplicate slice(s) at the same position (first at {dups[0]:.2f} mm along the normal)"
     action = "refused" if policy is MessyPolicy.REFUSE else "kept first"

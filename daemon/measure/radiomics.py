@@ -112,15 +112,30 @@ def profile_hash(profile: RadiomicsProfile) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def pyradiomics_version() -> str:
-    import radiomics
+MISSING_RADIOMICS = (
+    "PyRadiomics is not installed: the radiomics step needs the extra nadir[radiomics] "
+    "(pip install numpy setuptools wheel versioneer; "
+    "pip install --no-build-isolation 'nadir[radiomics]')"
+)
 
-    return str(radiomics.__version__)
+
+def _radiomics() -> Any:
+    """PyRadiomics, imported only by the radiomics step (an optional extra)."""
+    try:
+        import radiomics
+        from radiomics import featureextractor  # noqa: F401  (the submodule, loaded here)
+    except ImportError as exc:
+        raise ImportError(MISSING_RADIOMICS) from exc
+    return radiomics
+
+
+def pyradiomics_version() -> str:
+    return str(_radiomics().__version__)
 
 
 def _extractor(profile: RadiomicsProfile) -> Any:
-    import radiomics
-    from radiomics import featureextractor
+    radiomics = _radiomics()
+    featureextractor = radiomics.featureextractor
 
     radiomics.setVerbosity(logging.ERROR)
     settings = profile.setting.model_dump(exclude_none=True)

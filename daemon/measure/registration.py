@@ -9,8 +9,10 @@ too (tracking then lowers its confidence).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -59,6 +61,20 @@ class Alignment:
     @property
     def translation_mm(self) -> float:
         return float(np.linalg.norm(self.matrix[:3, 3]))
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """ITK objects made inside run on one thread: a multithreaded Mattes metric sums its
+    per-thread parts in a varying order, so a registration is only reproducible on one thread
+    (ImageRegistrationMethod.SetNumberOfThreads does not reach the metric). The global default
+    is restored on exit; filters made meanwhile elsewhere in the process also get one thread."""
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 def identity(method: AlignmentMethod, note: str) -> Alignment:

@@ -16,15 +16,26 @@ timers (ARTIM, network timeout) and whether they were told to stop, as the stock
 loops do every pass. The loops are pynetdicom's own, with only the sleeps replaced:
 `WAKING_LOOPS_FOR` names the pynetdicom versions they were taken from, and with any
 other version the stock classes are used (and a warning logged).
+
+Bounds kept here (issue 23): a PDU announcing more than the maximum length the node
+negotiated (`node.max_pdu_length`; `UNLIMITED_PDU_CEILING` where that is 0, and
+`OTHER_PDU_CEILING` for PDUs other than P-DATA) is refused before anything is buffered:
+an A-ABORT, then the connection closed. The A-ASSOCIATE-RQ itself arrives already read
+by the listener's gate (daemon.node.gate) and is replayed from memory (`PrefixedSocket`).
+When an association's thread ends, the temporary files of C-STORE datasets it received
+but never handed to the C-STORE handler (a transfer cut off by an abort or a closed
+connection) are removed: pynetdicom leaves them in the spool's tmp/.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -33,14 +44,20 @@ from typing import Any, cast
 import pynetdicom
 from pynetdicom import evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.transport import RequestHandler
+from pynetdicom.transport import AssociationSocket, RequestHandler
+
+from daemon.node.pynetdicom_patches import PINNED
 
 log = logging.getLogger(__name__)
 
 IDLE_WAKE_S = 0.05
-WAKING_LOOPS_FOR = ("3.0.",)  # the pynetdicom releases whose loops are copied below
+WAKING_LOOPS_FOR = (PINNED,)  # the pynetdicom release whose loops are copied below (pinned)
+P_DATA_TF = 0x04
+UNLIMITED_PDU_CEILING = 64 * 1024 * 1024  # node.max_pdu_length 0 ("unlimited") still has a bound
+OTHER_PDU_CEILING = 1024 * 1024  # A-ASSOCIATE, A-RELEASE, A-ABORT PDUs
 
 
 def request_handler() -> type[RequestHandler]:
@@ -94,6 +111,29 @@ class _Wakeup:
         self.w.close()
 
 
+class PrefixedSocket(AssociationSocket):
+    """pynetdicom's socket wrapper, serving `prefix` (bytes the gate read already)
+    before the socket's own."""
+
+    prefix: bytearray
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.prefix) or bool(super().ready)
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        taken = self.prefix[:nr_bytes]
+        del self.prefix[:nr_bytes]
+        if len(taken) < nr_bytes:
+            taken += super().recv(nr_bytes - len(taken))
+        return taken
+
+
+def _peer_of(assoc: Association) -> str:
+    info = assoc.requestor
+    return f"{info.address}:{info.port}"
+
+
 class WakingDUL(DULServiceProvider):
     """pynetdicom's DUL reactor, blocking in `select` where it slept."""
 
@@ -122,6 +162,8 @@ class WakingDUL(DULServiceProvider):
         """Until the peer sends, a primitive is queued, or `IDLE_WAKE_S` has passed."""
         wrapper = self.socket
         sock = wrapper.socket if wrapper is not None else None
+        if isinstance(wrapper, PrefixedSocket) and wrapper.prefix:
+            return
         if sock is None:
             select.select([self._pipe.r], [], [], IDLE_WAKE_S)
         elif isinstance(sock, ssl.SSLSocket) and sock.pending():
@@ -132,6 +174,67 @@ class WakingDUL(DULServiceProvider):
             except (OSError, ValueError):  # closed meanwhile: the next pass finds out
                 return
         self._pipe.drain()
+
+    def _pdu_limit(self, pdu_type: int) -> int:
+        if pdu_type == P_DATA_TF:
+            return self.assoc.acceptor.maximum_length or UNLIMITED_PDU_CEILING
+        return OTHER_PDU_CEILING
+
+    def _read_pdu_data(self) -> None:
+        # pynetdicom 3.0 DULServiceProvider._read_pdu_data, with the announced length
+        # checked before the body is read, and its events (Evt17 closed, Evt19 invalid)
+        wrapper = cast(AssociationSocket, self.socket)
+        try:
+            head = wrapper.recv(6)
+        except OSError as exc:  # TimeoutError too: the socket's read timeout
+            log.warning("connection from %s closed: %s", _peer_of(self.assoc), exc or "read timeout")
+            self.event_queue.put("Evt17")
+            return
+        if len(head) < 6:
+            self.event_queue.put("Evt17")
+            return
+        pdu_type, _, length = struct.unpack(">BBL", head)
+        if pdu_type not in range(0x01, 0x08):
+            log.error("unknown PDU type 0x%02X from %s", pdu_type, _peer_of(self.assoc))
+            self.event_queue.put("Evt19")
+            return
+        limit = self._pdu_limit(pdu_type)
+        if length > limit:
+            log.warning(
+                "connection from %s aborted: a PDU of type 0x%02X announces %d bytes, more than %d",
+                _peer_of(self.assoc), pdu_type, length, limit,
+            )
+            self._abort_and_close(wrapper)
+            return
+        try:
+            body = wrapper.recv(length)
+        except OSError as exc:
+            log.warning("connection from %s closed inside a PDU: %s", _peer_of(self.assoc), exc or "read timeout")
+            self.event_queue.put("Evt17")
+            return
+        if len(body) != length:
+            self.event_queue.put("Evt17")
+            return
+        try:
+            pdu, event = self._decode_pdu(head + body)
+        except Exception as exc:  # noqa: BLE001 - as pynetdicom: an invalid PDU is Evt19
+            log.error("invalid PDU from %s: %s", _peer_of(self.assoc), exc)
+            self.event_queue.put("Evt19")
+            return
+        self.event_queue.put(event)
+        self._recv_pdu.put(pdu)
+
+    def _abort_and_close(self, wrapper: AssociationSocket) -> None:
+        pdu = A_ABORT_RQ()
+        pdu.source = 0x02
+        pdu.reason_diagnostic = 0x00
+        sock = wrapper.socket
+        if sock is not None:
+            try:
+                sock.sendall(pdu.encode())
+            except OSError:
+                pass
+        wrapper.close()  # Evt17: the state machine ends the association
 
     def run_reactor(self) -> None:
         # pynetdicom 3.0 DULServiceProvider.run_reactor, with `_idle_wait` for its sleep
@@ -187,6 +290,13 @@ class WakingAssociation(Association):
     _wake: threading.Event
 
     def _run_reactor(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self.dul.join(5)  # stopped by kill(): nothing more is written after this
+            _remove_unserved_datasets(self)
+
+    def _serve(self) -> None:
         # pynetdicom 3.0 Association._run_reactor, with the event wait for its sleep
         self._is_paused = False
         while not self._kill:
@@ -229,6 +339,25 @@ class WakingAssociation(Association):
                 return
 
 
+def _remove_unserved_datasets(assoc: Association) -> None:
+    """Remove the temporary files of datasets received on `assoc` and never handed to
+    the C-STORE handler: the one being received, and those still queued."""
+    files: list[Any] = []
+    message = assoc.dimse.message
+    if message is not None and getattr(message, "_data_set_file", None) is not None:
+        files.append(message._data_set_file)
+    for _, primitive in list(assoc.dimse.msg_queue.queue):
+        if isinstance(primitive, C_STORE) and primitive._dataset_file is not None:
+            files.append(primitive._dataset_file)
+    for f in files:
+        try:
+            f.close()
+            os.unlink(f.name)
+        except OSError:
+            continue
+        log.warning("association from %s ended inside a C-STORE: its partial dataset removed", _peer_of(assoc))
+
+
 def make_waking(assoc: Association) -> Association:
     """Turn a stock acceptor, before it starts, into a `WakingAssociation`."""
     wake = threading.Event()
@@ -253,4 +382,12 @@ class WakingRequestHandler(RequestHandler):
     """The listener's handler of a new connection: a `WakingAssociation` serves it."""
 
     def _create_association(self) -> Association:
-        return make_waking(super()._create_association())
+        assoc = make_waking(super()._create_association())
+        # the bytes the listener's gate read already (its A-ASSOCIATE-RQ), if any
+        take = getattr(self.server, "take_prefix", None)
+        prefix = take(self.request) if take is not None else b""
+        wrapper = assoc.dul.socket
+        assert wrapper is not None
+        wrapper.__class__ = PrefixedSocket
+        cast(PrefixedSocket, wrapper).prefix = bytearray(prefix)
+        return assoc

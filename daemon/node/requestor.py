@@ -1,6 +1,6 @@
 """A guard for pynetdicom's requestor against losing a response to its own thread.
 
-Seen with pynetdicom 3.0.4: `send_c_store` (and every `send_*`) pauses the association's
+Seen with pynetdicom 3.0.4 (pinned; reported upstream in deploy/pynetdicom-upstream.md): `send_c_store` (and every `send_*`) pauses the association's
 reactor thread by clearing `_reactor_checkpoint` and waiting until `_is_paused` is
 True, but that flag can still be True from the reactor's previous pass, so the
 reactor may run one more pass and take the peer's response off the DIMSE queue
@@ -20,7 +20,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.node.pynetdicom_patches import applies
+
 log = logging.getLogger(__name__)
+
+PATCH = "requestor keeps its responses"
 
 
 @dataclass
@@ -31,6 +35,8 @@ class KeptResponses:
 def keep_responses(assoc: Any) -> KeptResponses:
     """Guard the established requestor `assoc`; return the count of handed-back responses."""
     kept = KeptResponses()
+    if not applies(PATCH):  # written for the pinned pynetdicom (daemon.node.pynetdicom_patches)
+        return kept
     serve = assoc._serve_request
     messages = assoc.dimse.msg_queue
 

@@ -20,12 +20,12 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from daemon import __version__
+from daemon import __version__, resources
 from daemon.config import ReportSettings
 from daemon.pipelines.priors import NO_PRIORS, PriorsSource
 from daemon.report.uids import uid_from
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = resources.RULES_DIR
 
 
 class PipelineError(Exception):
@@ -45,10 +45,12 @@ class PipelineInput:
     revision: int = 1
     software_version: str = __version__
     # provided by the runtime: the patient's earlier timepoints (none in a pure run),
-    # the node's report settings, and the folder of the criteria's rules files
+    # the node's report settings, the folder of the shipped criteria's rules files, and
+    # the site folder whose files override them key by key (`criteria.site_dir`)
     priors: PriorsSource = NO_PRIORS
     report: ReportSettings = field(default_factory=ReportSettings)
     rules_dir: Path = RULES_DIR
+    site_rules_dir: Path | None = None
 
     def uid(self, *parts: str) -> str:
         """A UID determined by the study, the route, the software version and `parts`.
@@ -67,6 +69,9 @@ BUILTIN: dict[str, str] = {
     "qa_report": "daemon.pipelines.qa_report:run",
     "brain_mets": "daemon.pipelines.brain_mets:run",
     "liver_ct": "daemon.pipelines.liver_ct:run",
+    "wholebody_fdg": "daemon.pipelines.wholebody_fdg:run",
+    "brain_pet": "daemon.pipelines.brain_pet:run",
+    "ct_perfusion": "daemon.pipelines.ct_perfusion:run",
 }
 
 

@@ -11,14 +11,15 @@ from daemon.criteria import rano_bm
 from daemon.criteria.assessment import Assessment
 from daemon.criteria.inputs import LesionInput, NonTarget, Role, TimepointInput, from_finding
 from daemon.criteria.params import RanoBmParams
-from daemon.criteria.rules import load_model
+from daemon.criteria.rules import RulesSource, rules_source
 from daemon.findings import LesionKind, Timepoint
 from daemon.measure.lesions import MeasuredLesion
 from daemon.volume import Volume
 
 
-def load_params(rules_dir: Path) -> RanoBmParams:
-    return load_model(RanoBmParams, rules_dir / "rano_bm.yaml")
+def load_params(rules: Path | RulesSource) -> RanoBmParams:
+    """rano_bm.yaml: the shipped file with the site's overrides (a folder alone: its file)."""
+    return rules_source(rules).load(RanoBmParams, "rano_bm")
 
 
 def thresholds(params: RanoBmParams) -> dict[str, float]:
@@ -35,8 +36,8 @@ class RanoBmRule:
 
     criterion = "RANO-BM"
 
-    def __init__(self, rules_dir: Path) -> None:
-        self.params = load_params(rules_dir)
+    def __init__(self, rules: Path | RulesSource) -> None:
+        self.params = load_params(rules)
 
     def baseline_kinds(self, lesions: Sequence[MeasuredLesion], volume: Volume, sites: Sequence[str],
                        nodes: Sequence[bool]) -> list[LesionKind]:

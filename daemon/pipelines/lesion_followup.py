@@ -25,48 +25,68 @@ Parameters (route `parameters:`), all optional:
   register_priors: register the latest prior onto the study for tracking when its images
       can be had (default true; otherwise positions are compared as they are)
   language: en | fr
-  rules_dir: folder of the criteria's rules files (default: the one the runtime provides)
+  rules_dir: a site folder whose <criterion>.yaml override the shipped rules files key by key
+      (default: the one the runtime provides, the node's `criteria.site_dir`)
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import ValidationError
 from pydicom.dataset import Dataset
 from scipy import ndimage
 
+from daemon import resources
+from daemon.config import format_validation_error
 from daemon.criteria.assessment import Assessment
+from daemon.criteria.rules import RulesSource
 from daemon.findings import Lesion, LesionKind, Timepoint
 from daemon.imaging.loader import ScanResult, read_header, scan
-from daemon.imaging.messy import SeriesRefused
-from daemon.imaging.selection import SeriesSpec, select_series
-from daemon.imaging.series import load_volume
+from daemon.imaging.selection import SeriesSpec
 from daemon.measure.lesions import MeasuredLesion, MeasureOptions, measure_mask
 from daemon.measure.registration import Alignment, AlignmentMethod, align, identity
 from daemon.measure.tracking import PriorTimepoint, TrackingResult, track
+from daemon.pipelines import params as pipeline_params
 from daemon.pipelines.base import PipelineError, PipelineInput
+from daemon.pipelines.followup_input import (
+    Found,
+    ImageInput,
+    RuleFinder,
+    StudyImage,
+    model_finder,
+    organ_masks,
+    single_series,
+)
 from daemon.pipelines.params import FollowUpParams as Params
-from daemon.pipelines.priors import Priors, PriorsSource, Request
+from daemon.pipelines.priors import Priors, PriorsSource, Request, not_compared
 from daemon.report.bundle import build_report
-from daemon.report.inputs import ModelInfo, Outcome, ReportRequest
+from daemon.report.inputs import (
+    ExtraKeyImage,
+    ModelInfo,
+    Outcome,
+    ReferenceRegion,
+    ReportRequest,
+    StudyMeasurementGroup,
+    TrendKind,
+)
 from daemon.report.uids import lesion_uid
-from daemon.segment import LoadedModel, ModelError, load_model, segment, split_roles
 from daemon.volume import Code, LesionMask, SegmentLabel, Volume
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO / "models"
+MODELS_DIR = resources.MODELS_DIR
 ALTERED_STRUCTURE = Code("49755003", "SCT", "Morphologically Altered Structure")
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 Organs = Mapping[str, BoolArray]
+# (rules, image, organs of an organ model, the runtime's priors, this study's priors request) -> found
+PriorFinder = Callable[[RulesSource, StudyImage, Organs, PriorsSource, Request], Found]
 
 
 class ResponseRule(Protocol):
@@ -88,14 +108,23 @@ class StudyFacts:
     """What the extra assessments may read of the study besides its lesions."""
 
     headers: tuple[Dataset, ...]
-    rules_dir: Path
+    rules: RulesSource
+    image: StudyImage | None = None  # what was measured (and its companions, e.g. the CT)
+    organs: Organs | None = None
+    mask: LesionMask | None = None  # the tracked lesions, one label each
 
 
 # per-lesion features: (image, organ masks, lesion) -> (numbers for `intensity`, texts for `notes`)
 LesionFeatures = Callable[[Volume, Organs, MeasuredLesion], tuple[dict[str, float], dict[str, str]]]
-Features = Callable[[Path], LesionFeatures]  # rules folder -> the route's feature function
+Features = Callable[[RulesSource], LesionFeatures]  # the rules -> the route's feature function
 # extra assessments beside the criterion's, e.g. Chun beside RECIST
 ExtraAssessments = Callable[[StudyFacts, Sequence[Timepoint], Timepoint], tuple[Assessment, ...]]
+# what a timepoint records besides its lesions: (rules, image, organs, lesions) -> Timepoint.context
+TimepointContext = Callable[[RulesSource, StudyImage, Organs, Sequence[MeasuredLesion]], dict[str, str]]
+# study-level measurements (whole-body features, body composition): one SR group each
+StudyMeasurements = Callable[[StudyFacts, Timepoint], tuple[StudyMeasurementGroup, ...]]
+# the route's own key images after the lesions' (brain PET: reference regions, TAC plot): (facts, timepoint, footer)
+KeyImages = Callable[[StudyFacts, Timepoint, str], tuple[ExtraKeyImage, ...]]
 
 
 @dataclass(frozen=True)
@@ -114,7 +143,7 @@ class FollowUpRoute:
     default_series: SeriesSpec
     no_series: str  # the report's first sentence when no series fits
     measure: MeasureOptions
-    rule: Callable[[Path], ResponseRule]  # rules folder -> the criterion's rule
+    rule: Callable[[RulesSource], ResponseRule]  # the rules -> the criterion's rule
     features: Features | None = None
     feature_sites: tuple[str, ...] = ()  # the sites whose lesions get the features (none: all)
     extra: ExtraAssessments | None = None
@@ -122,18 +151,41 @@ class FollowUpRoute:
     # "no suitable series" (e.g. a CT labelled abdomen whose field of view misses the liver)
     required_organ: str | None = None
     min_organ_ml: float = 0.0
+    # what is measured: None = the one series of the series spec, as it is (followup_input)
+    image_input: ImageInput | None = None
+    # the route's lesion finder without a model, and which finder runs when the route's
+    # `segmenter` parameter does not say (model: the manifest's model)
+    rule_finder: RuleFinder | None = None
+    default_segmenter: Literal["model", "rule"] = "model"
+    # a rule finder that also reads the patient's lesions recorded by another route (brain PET: the
+    # brain MR route's), through the runtime's priors; used instead of `rule_finder` when set
+    prior_finder: PriorFinder | None = None
+    # measure options from the rules (e.g. the PERCIST peak sphere) instead of `measure`
+    measure_from: Callable[[RulesSource], MeasureOptions] | None = None
+    # what the timepoint records of the study besides its lesions (e.g. the liver reference)
+    context: TimepointContext | None = None
+    # study-level measurements for the report (e.g. TMTV, body composition)
+    study_measurements: StudyMeasurements | None = None
+    # the SR's Procedure Reported (CID 100); None: from the modality (report/sr.py)
+    procedure: Code | None = None
+    # what the trend plot shows over the visits (daemon.report.trend)
+    trend: TrendKind = "sum_of_diameters"
+    mip: bool = False  # a coronal MIP key image (whole-body PET), daemon.report.mip
+    # the route's reference regions written as SEG segments beside the lesions (brain PET)
+    reference_regions: Callable[[StudyFacts], tuple[ReferenceRegion, ...]] | None = None
+    key_images: KeyImages | None = None
 
 
 def parameters(pipeline: str, raw: Any) -> Params:
     try:
         return Params.model_validate(dict(raw or {}))
     except ValidationError as exc:
-        raise PipelineError(f"{pipeline} parameters: {exc}") from exc
+        raise PipelineError(format_validation_error(f"{pipeline} parameters", exc, {},
+                                                    unknown="unknown parameter (check the spelling)")) from exc
 
 
 def model_dir(name: str) -> Path:
-    p = Path(name)
-    return p if p.is_absolute() or len(p.parts) > 1 else MODELS_DIR / name
+    return pipeline_params.model_dir(name)
 
 
 @dataclass(frozen=True)
@@ -149,8 +201,10 @@ class _Job:
         return self.params.series or self.route.default_series
 
     @property
-    def rules_dir(self) -> Path:
-        return self.params.rules_dir if self.params.rules_dir is not None else self.inp.rules_dir
+    def rules(self) -> RulesSource:
+        """The shipped rules files, overridden by the route's site folder, else the node's."""
+        site = self.params.rules_dir if self.params.rules_dir is not None else self.inp.site_rules_dir
+        return RulesSource(self.inp.rules_dir, site)
 
 
 @dataclass(frozen=True)
@@ -165,6 +219,9 @@ class _Image:
     sites: tuple[str, ...]
     nodes: tuple[bool, ...]
     series_uid: str
+    study: StudyImage
+    excluded: tuple[str, ...] = ()  # what the finder set aside, for the report
+    identities: Mapping[int, tuple[str, str]] = field(default_factory=dict)  # label -> carried (id, UID)
 
 
 def _study_date(ds: Dataset) -> date | None:
@@ -200,7 +257,7 @@ def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str,
     anatomy = job.route.anatomy
     req = ReportRequest(route=inp.route, source_images=tuple(sources), timepoint=tp, outcome=outcome,
                         volume=volume, model=model, finding=anatomy.finding, finding_site=anatomy.finding_site,
-                        reason=reason, revision=max(inp.revision - 1, 0))
+                        reason=reason, revision=max(inp.revision - 1, 0), procedure=job.route.procedure)
     log.info("study %s: %s: %s", inp.study_instance_uid, outcome, reason.splitlines()[0] if reason else "")
     return _report(job, req)
 
@@ -232,7 +289,7 @@ def _with_features(job: _Job, volume: Volume, organs: Organs, measured: Sequence
     route = job.route
     if route.features is None:
         return tuple(measured)
-    features = route.features(job.rules_dir)
+    features = route.features(job.rules)
     out = []
     for m, site in zip(measured, sites, strict=True):
         if route.feature_sites and site not in route.feature_sites:
@@ -245,16 +302,43 @@ def _with_features(job: _Job, volume: Volume, organs: Organs, measured: Sequence
     return tuple(out)
 
 
+def _finder(job: _Job, req: Request) -> Callable[[StudyImage], Found]:
+    """The route's finder: the manifest's model, or the route's rule (with an organ model's
+    organs when the route names one)."""
+    route, params = job.route, job.params
+    which = params.segmenter or route.default_segmenter
+    if which == "model":
+        return model_finder(params.model or route.default_model, params.providers)
+    if route.prior_finder is not None:
+        prior_rule = route.prior_finder
+
+        def find_with_priors(image: StudyImage) -> Found:
+            organs = organ_masks(params.organ_model, params.providers, image)
+            return prior_rule(job.rules, image, organs, job.inp.priors, req)
+
+        return find_with_priors
+    rule = route.rule_finder
+    if rule is None:
+        raise PipelineError(f"route {job.inp.route!r}: the {route.criterion} pipeline has no rule to find "
+                            "lesions without a model (segmenter: model)")
+
+    def find(image: StudyImage) -> Found:
+        return rule(job.rules, image, organ_masks(params.organ_model, params.providers, image))
+
+    return find
+
+
 def _segment(job: _Job, volume: Volume,
-             model: LoadedModel) -> tuple[tuple[MeasuredLesion, ...], Organs, tuple[bool, ...], tuple[str, ...]]:
-    """The model's lesions measured (with the route's features), its organs, and per lesion
-    whether it is a node and its site."""
-    lesions, organs = split_roles(segment(volume, model), model.manifest)
-    measured = measure_mask(volume, lesions, job.route.measure)
-    node_labels = {label.value for label in model.manifest.labels if label.role == "lesion" and label.node}
-    nodes = tuple(m.label in node_labels for m in measured)
-    sites = tuple(_site(job.route.anatomy, organs, m, node) for m, node in zip(measured, nodes, strict=True))
-    return _with_features(job, volume, organs, measured, sites), organs, nodes, sites
+             found: Found) -> tuple[tuple[MeasuredLesion, ...], tuple[bool, ...], tuple[str, ...]]:
+    """The found lesions measured (with the route's features), and per lesion whether it is a
+    node and its site."""
+    route = job.route
+    options = route.measure_from(job.rules) if route.measure_from is not None else route.measure
+    measured = measure_mask(volume, found.lesions, options)
+    nodes = tuple(m.label in found.node_labels for m in measured)
+    sites = tuple(found.site_of(m) if found.site_of is not None and not node else
+                  _site(route.anatomy, found.organs, m, node) for m, node in zip(measured, nodes, strict=True))
+    return _with_features(job, volume, found.organs, measured, sites), nodes, sites
 
 
 def _organ_missing(route: FollowUpRoute, volume: Volume, organs: Organs) -> str:
@@ -276,33 +360,26 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
     found = scan(list(inp.files))
     headers = _study_headers(inp, found)
     series = {uid: s for uid, s in found.series.items() if s.study_instance_uid == inp.study_instance_uid}
-    selection = select_series(job.series, series)
-    if selection.chosen is None:
-        return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"{route.no_series} {selection.explain()}")
-    chosen = series[str(selection.series_instance_uid)]
-    sources = tuple(i.header for i in chosen.instances)
-    try:
-        volume = load_volume(chosen).volume
-    except SeriesRefused as exc:
-        return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"the chosen series cannot be used: {exc}")
-    name = job.params.model or route.default_model
-    try:
-        model = load_model(model_dir(name), providers=job.params.providers)
-    except ModelError as exc:
-        raise PipelineError(f"model {name!r}: {exc}") from exc
-    m = model.manifest
-    info = ModelInfo(m.name, m.version, m.sha256)
-    measured, organs, nodes, sites = _segment(job, volume, model)
-    if missing := _organ_missing(route, volume, organs):
-        return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, info, volume)
+    study = (route.image_input or single_series)(series, job.series, job.rules)
+    if isinstance(study, str):
+        return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"{route.no_series} {study}")
+    volume, sources = study.volume, study.sources
     req = Request(inp.route, str(sources[0].get("PatientID", "")), inp.study_instance_uid,
                   _study_date(sources[0]), job.params.priors_from, inp.report.sr_series_number,
-                  tuple(job.series.modality))
+                  tuple(job.series.modality), str(sources[0].get("IssuerOfPatientID", "")))
+    found_by = _finder(job, req)(study)
+    info, organs = found_by.model, found_by.organs
+    measured, nodes, sites = _segment(job, volume, found_by)
+    if missing := _organ_missing(route, volume, organs):
+        return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, info, volume)
     priors = inp.priors.find(req)
     if not measured and not priors.timepoints:
-        return _empty(job, sources, Outcome.NO_LESION, f"the model {m.name} {m.version} found no lesion in the series",
-                      info, volume)
-    image = _Image(volume, sources, info, organs, measured, sites, nodes, chosen.series_instance_uid)
+        who = "the model" if (job.params.segmenter or route.default_segmenter) == "model" else "the rule"
+        said = " ".join(found_by.excluded)
+        return _empty(job, sources, Outcome.NO_LESION,
+                      f"{who} {info.name} {info.version} found no lesion in the series. {said}".strip(), info, volume)
+    image = _Image(volume, sources, info, organs, measured, sites, nodes, study.series_uid, study,
+                   found_by.excluded, found_by.identities)
     return _follow(job, req, priors, image, tuple(headers))
 
 
@@ -338,6 +415,14 @@ def _track(image: _Image, history: tuple[Timepoint, ...], req: Request, kinds: l
                  baseline_kinds=kinds, uid_for=mint)
 
 
+def _carried(image: _Image, lesions: tuple[Lesion, ...]) -> tuple[Lesion, ...]:
+    """The identities the finder carried over (a brain PET lesion keeps the brain MR's L1 and its UID)."""
+    if not image.identities:
+        return lesions
+    return tuple(replace(les, tracking_id=image.identities[m.label][0], tracking_uid=image.identities[m.label][1])
+                 if m.label in image.identities else les for m, les in zip(image.measured, lesions, strict=True))
+
+
 def _relabel(route: FollowUpRoute, image: _Image, lesions: tuple[Lesion, ...]) -> tuple[LesionMask, tuple[Lesion, ...]]:
     """One label (= SEG segment) per tracked lesion, numbered in order, with its site."""
     labels = np.zeros(image.volume.shape, dtype=np.uint16)
@@ -362,34 +447,49 @@ def _caveats(priors: Priors, alignments: Sequence[Alignment]) -> list[str]:
     return out
 
 
+def _footer(inp: PipelineInput) -> str:
+    return f"Nadir {inp.software_version} - automated measurement, not verified by a physician"
+
+
 def _follow(job: _Job, req: Request, priors: Priors, image: _Image, headers: tuple[Dataset, ...]) -> list[Dataset]:
     """Track, assess and report the measured lesions (none: every earlier lesion has gone)."""
     route, inp = job.route, job.inp
-    rule = route.rule(job.rules_dir)
+    rule = route.rule(job.rules)
     volume = image.volume
-    kinds = [] if priors.timepoints else rule.baseline_kinds(image.measured, volume, image.sites, image.nodes)
+    uncompared = not_compared(priors)  # priors not looked up: no baseline targets, NE, nothing recorded
+    kinds = [] if priors.timepoints or uncompared else rule.baseline_kinds(image.measured, volume, image.sites,
+                                                                            image.nodes)
     alignments = _alignments(inp.priors, req, priors, volume, job.params.register_priors)
     tracked = _track(image, priors.timepoints, req, kinds, alignments)
-    mask, lesions = _relabel(route, image, tracked.lesions)
-    current = Timepoint(inp.study_instance_uid, req.study_date, lesions, context={"priors": priors.note})
-    assessment, reason = rule.assess(priors.timepoints, current, volume)
-    caveats = tuple(_caveats(priors, alignments))
+    mask, lesions = _relabel(route, image, _carried(image, tracked.lesions))
+    context = {"priors": priors.note}
+    if route.context is not None:
+        context.update(route.context(job.rules, image.study, image.organs, image.measured))
+    current = Timepoint(inp.study_instance_uid, req.study_date, lesions, context=context)
+    assessment, reason = (None, uncompared) if uncompared else rule.assess(priors.timepoints, current, volume)
+    caveats = (*_caveats(priors, alignments), *image.excluded)
     if assessment is not None:  # said with the reasons behind the category
         assessment = replace(assessment, reasons=(*assessment.reasons, *caveats))
     else:
         reason = " ".join(r for r in (reason, *caveats) if r)
-    extra = route.extra(StudyFacts(headers, job.rules_dir), priors.timepoints, current) if route.extra else ()
+    facts = StudyFacts(headers, job.rules, image.study, image.organs, mask)
+    extra = route.extra(facts, priors.timepoints, current) if route.extra else ()
+    study_groups = route.study_measurements(facts, current) if route.study_measurements else ()
     report = ReportRequest(
         route=inp.route, source_images=image.sources, timepoint=current,
-        outcome=Outcome.MEASURED if lesions else Outcome.NO_LESION,
+        outcome=Outcome.NOT_EVALUABLE if uncompared else Outcome.MEASURED if lesions else Outcome.NO_LESION,
         volume=volume, mask=mask if lesions else None, assessment=assessment, history=priors.timepoints,
         priors=priors.studies, model=image.model, finding=route.anatomy.finding,
         finding_site=route.anatomy.finding_site, reason=reason, revision=max(inp.revision - 1, 0),
-        thresholds=rule.thresholds(), extra_assessments=extra,
+        thresholds=rule.thresholds(), extra_assessments=extra, study_measurements=study_groups,
+        procedure=route.procedure, trend=route.trend, mip=route.mip,
+        reference_regions=route.reference_regions(facts) if route.reference_regions else (),
+        extra_images=route.key_images(facts, current, _footer(inp)) if route.key_images else (),
     )
     datasets = _report(job, report)
     sr = next(ds for ds in datasets if ds.Modality == "SR")
-    inp.priors.record(req, current, image.series_uid, (str(sr.SeriesInstanceUID), str(sr.SOPInstanceUID)))
+    if not uncompared:
+        inp.priors.record(req, current, image.series_uid, (str(sr.SeriesInstanceUID), str(sr.SOPInstanceUID)))
     log.info("study %s: %d lesion(s), %s %s (priors: %s)", inp.study_instance_uid, len(lesions), route.criterion,
              assessment.category if assessment else "not assessed", priors.source)
     return datasets

@@ -21,13 +21,12 @@ saying so.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from pydicom.dataset import Dataset
 
 from daemon.criteria.assessment import Assessment
 from daemon.criteria.params import ChunParams
-from daemon.criteria.rules import load_model
+from daemon.criteria.rules import RulesSource
 from daemon.findings import Timepoint
 from daemon.imaging.selection import SeriesSpec
 from daemon.measure.chun_features import lesion_features
@@ -61,8 +60,8 @@ REGIMEN_KEYWORDS = ("StudyDescription", "RequestedProcedureDescription", "Perfor
 MIN_LIVER_ML = 100.0  # technical: a field of view showing less liver than this is not an abdominal CT
 
 
-def chun_features(rules_dir: Path) -> LesionFeatures:
-    params = load_model(ChunParams, rules_dir / "chun.yaml")
+def chun_features(rules: RulesSource) -> LesionFeatures:
+    params = rules.load(ChunParams, "chun")
     where = shells(params)
 
     def features(image: Volume, organs: Organs, lesion: MeasuredLesion) -> tuple[dict[str, float], dict[str, str]]:
@@ -80,7 +79,7 @@ def regimen_texts(headers: Sequence[Dataset]) -> list[str]:
 def chun(facts: StudyFacts, history: Sequence[Timepoint], current: Timepoint) -> tuple[Assessment, ...]:
     # a study that does not say bevacizumab gets the regimen warning (None: nothing said)
     bevacizumab = bool(bevacizumab_mentioned(regimen_texts(facts.headers)))
-    found = chun_assessment(facts.rules_dir, history, current, bevacizumab)
+    found = chun_assessment(facts.rules, history, current, bevacizumab)
     return (found,) if found is not None else ()
 
 

@@ -19,7 +19,7 @@ from daemon.criteria.assessment import Assessment
 from daemon.criteria.exact import fmt, q
 from daemon.criteria.inputs import LesionInput, NonTarget, Role, TimepointInput, from_finding
 from daemon.criteria.params import ChunParams, RecistParams
-from daemon.criteria.rules import load_model
+from daemon.criteria.rules import RulesSource, rules_source
 from daemon.findings import Lesion, LesionKind, Timepoint
 from daemon.measure.chun_features import Shells
 from daemon.measure.lesions import MeasuredLesion
@@ -38,8 +38,8 @@ class RecistRule:
 
     criterion = recist.CRITERION
 
-    def __init__(self, rules_dir: Path) -> None:
-        self.params: RecistParams = load_model(RecistParams, rules_dir / "recist.yaml")
+    def __init__(self, rules: Path | RulesSource) -> None:
+        self.params: RecistParams = rules_source(rules).load(RecistParams, "recist")
 
     def thresholds(self) -> dict[str, float]:
         """The lines of the trend plot."""
@@ -203,7 +203,7 @@ def _groups(tp: Timepoint) -> dict[str, tuple[int, bool]]:
     return out
 
 
-def chun_assessment(rules_dir: Path, history: Sequence[Timepoint], current: Timepoint,
+def chun_assessment(rules: Path | RulesSource, history: Sequence[Timepoint], current: Timepoint,
                     bevacizumab: bool | None) -> Assessment | None:
     """Per-lesion Chun response (Chun 2009) from the baseline's and this timepoint's groups
     (notes["chun_group"]; notes["chun_group_source"] == "radiologist" when confirmed), lesions
@@ -216,7 +216,7 @@ def chun_assessment(rules_dir: Path, history: Sequence[Timepoint], current: Time
     before, now = _groups(history[0]), _groups(current)
     if not before:
         return None
-    params = load_model(ChunParams, rules_dir / "chun.yaml")
+    params = rules_source(rules).load(ChunParams, "chun")
     lesions = []
     for tid, (group, confirmed) in before.items():
         later, later_confirmed = now.get(tid, (None, True))

@@ -77,7 +77,7 @@ def _seg(req: ReportRequest, settings: ReportSettings, version: str) -> SegResul
         software_version=version,
         device_serial_number=settings.install_id,
     )
-    return build_seg(req.mask, req.timepoint.lesions, req.source_images, ident, req.model)
+    return build_seg(req.mask, req.timepoint.lesions, req.source_images, ident, req.model, req.reference_regions)
 
 
 def _long_axis_slices(req: ReportRequest) -> list[Dataset]:

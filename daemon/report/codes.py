@@ -41,6 +41,12 @@ MAXIMUM = codes.SCT.Maximum
 PEAK = codes.DCM.PeakValueWithinROI
 STD_DEV = CodedConcept("386136009", "SCT", "Standard Deviation")
 QUALITATIVE_EVALUATIONS = CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+# PET ROI measurements (PS3.16 CID 7466): a lesion / background SUV ratio (DCM 126039). Which background
+# is a concept modifier (NCIt C94970) "Reference Region" coded with the region's anatomy (brain PET:
+# striatum, white matter, brain, grey matter). Not DCM 126040 "Background for Lesion to Background SUV
+# Ratio": in CID 7466 that is a measurement itself (the background's SUV), not a qualifier.
+LESION_TO_BACKGROUND = CodedConcept("126039", "DCM", "Lesion to Background SUV Ratio")
+REFERENCE_REGION = CodedConcept("C94970", "NCIt", "Reference Region")
 
 
 def nadir(value: str, meaning: str) -> CodedConcept:
@@ -56,6 +62,9 @@ ABS_CHANGE = nadir("ABSCHANGE", "Absolute change from nadir")
 CRITERION_CITATION = nadir("CITATION", "Criterion citation")
 REASON = nadir("REASON", "Reason")
 RATIO = nadir("RATIO", "Ratio")
+# Horky's dual-phase FDG index (delayed L/GM - early L/GM) / early L/GM: no PS3.16 concept
+HORKY_INDEX = nadir("HORKYIDX", "Horky dual-phase FDG index")
+FLAG = nadir("FLAG", "Assessment flag")  # e.g. off_label_method, at_threshold (CT perfusion)
 
 # Chun features (liver metastases on portal-venous CT) without a PS3.16 concept: differences
 # of mean attenuation between two regions, and the attenuation gradient across an interface.
@@ -108,12 +117,19 @@ CATEGORIES: dict[str, str] = {
     "NO_SERIES": "No suitable series",
 }
 
+# the engines' own names (daemon.criteria.<engine>.CRITERION) -> their row of CRITERIA
+CRITERION_ALIASES: dict[str, str] = {
+    "CTPERFUSION": "PERFUSION",  # daemon.criteria.perfusion
+    "AMINO-ACIDPET": "AMINO-PET",  # daemon.criteria.amino_pet
+}
+
 _SAFE = re.compile(r"[^A-Z0-9]+")
 _ALIASES = {"NOT_EVALUABLE": "NE"}  # chun.py's per-lesion "not_evaluable"
 
 
 def criterion_code(criterion: str) -> CodedConcept:
     key = criterion.strip().upper().replace(" ", "")
+    key = CRITERION_ALIASES.get(key, key)
     if key in CRITERIA:
         return CRITERIA[key]
     return nadir(_SAFE.sub("", key)[:16] or "UNKNOWN", criterion[:64])
@@ -125,6 +141,11 @@ def category_code(category: str) -> CodedConcept:
     key = _ALIASES.get(key, key)
     meaning = CATEGORIES.get(key, category.replace("_", " ").strip().capitalize() or "Unknown")
     return nadir(key[:16], meaning[:64])
+
+
+def flag_code(flag: str) -> CodedConcept:
+    """A 99NADIR code for an assessment's flag (the meaning is the flag as the engine writes it)."""
+    return nadir("F" + (_SAFE.sub("", flag.strip().upper())[:15] or "UNKNOWN"), flag[:64])
 
 
 def lesion_response_code(criterion: str) -> CodedConcept:

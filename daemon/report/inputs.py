@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from daemon.criteria.assessment import Assessment
@@ -20,6 +23,12 @@ class Outcome(StrEnum):
     NO_LESION = "no_lesion"
     NOT_EVALUABLE = "not_evaluable"
     NO_SUITABLE_SERIES = "no_suitable_series"
+    ANALYSIS_FAILED = "analysis_failed"  # the route's job failed for good (report/failure.py)
+
+
+# what a route's trend plot shows over the visits (daemon.report.trend): the sum of the targets'
+# long axes (RECIST 1.1, RANO-BM...), or the hottest lesion's SULpeak with the TMTV (PERCIST 1.0)
+TrendKind = Literal["sum_of_diameters", "sulpeak_tmtv"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,49 @@ class PriorStudy:
     study_instance_uid: str
     study_date: date | None
     instances: tuple[InstanceRef, ...]  # e.g. the prior SR, or its source images
+
+
+@dataclass(frozen=True)
+class StudyMeasurement:
+    """One study-level number (not a lesion's), e.g. TMTV or the subcutaneous fat volume."""
+
+    name: str  # e.g. "tmtv_ml": the private code value is derived from it
+    meaning: str  # e.g. "Total metabolic tumour volume"
+    value: float
+    unit: str  # UCUM code, e.g. "ml", "mm", "g/ml{SUVlbm(Janma)}", "1"
+
+
+@dataclass(frozen=True)
+class StudyMeasurementGroup:
+    """Study-level numbers written together as one TID 1501 group (e.g. whole-body PET
+    features, body composition), with the rule or citation they follow."""
+
+    label: str  # the group's tracking identifier, e.g. "Whole-body PET features"
+    items: tuple[StudyMeasurement, ...]
+    basis: str = ""  # how they were measured, with the citation
+    # a group of one lesion's numbers under its assessment (CT perfusion): written with the
+    # criterion's code, the category and the flags, and the lesion's tracking UID when given
+    assessment: Assessment | None = None
+    tracking_uid: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class ExtraKeyImage:
+    """A key image a route renders itself (e.g. a perfusion map with its regions)."""
+
+    pixels: NDArray[np.uint8]  # RGB
+    description: str
+    reference: Dataset | None = None  # the source slice shown (None: any source image)
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceRegion:
+    """A reference region the route drew (brain PET: striatum, contralateral normal brain...): a SEG
+    segment of category (SCT 91723000, "Anatomical Structure") and type `code`."""
+
+    label: str  # the segment label, e.g. "Striatum (contralateral)"
+    code: Code  # the segmented property type, e.g. (SCT 31428008, "Corpus striatum")
+    mask: NDArray[np.bool_]  # on the measured volume's grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +124,12 @@ class ReportRequest:
     # and sentence in the text; a per-lesion criterion's TimepointResult.timepoint is the
     # lesion's tracking id (Chun)
     extra_assessments: tuple[Assessment, ...] = ()
+    # study-level measurements (whole-body PET features, body composition), a group each
+    study_measurements: tuple[StudyMeasurementGroup, ...] = ()
+    trend: TrendKind = "sum_of_diameters"  # the route's trend plot
+    reference_regions: tuple[ReferenceRegion, ...] = ()  # SEG segments beside the lesions'
+    mip: bool = False  # the route's coronal MIP key image (whole-body PET; not a brain PET)
+    extra_images: tuple[ExtraKeyImage, ...] = ()  # the route's own key images, after the lesions'
 
     @property
     def study_instance_uid(self) -> str:

@@ -10,13 +10,11 @@ import numpy as np
 from daemon.config import ReportSettings
 from daemon.findings import Lesion, LesionKind
 from daemon.report.inputs import ReportRequest
+from daemon.report.mip import liver_sphere_of, mip_key_image
 from daemon.report.render import (
     KeyImageText,
-    TrendLines,
     lesion_key_image,
     summary_page,
-    trend_plot,
-    trend_series,
 )
 from daemon.report.sc import KeyImage, orientation_letters
 from daemon.report.text import (
@@ -27,6 +25,7 @@ from daemon.report.text import (
     lesion_result,
     proposed_group,
 )
+from daemon.report.trend import trend_image
 
 WORDS = {
     "en": {"target": "target", "non-target": "non-target", "new": "new", "long": "L", "short": "S",
@@ -37,7 +36,9 @@ WORDS = {
            "footer": "Nadir {version} - automated measurement, not verified by a physician",
            "quantity": "Quantity", "value": "Value", "sum": "Sum of diameters (mm)",
            "base": "Baseline (mm)", "nad": "Nadir (mm)", "pb": "Change vs baseline (%)", "pn": "Change vs nadir (%)",
-           "chun": "Chun group (proposed — confirm)", "chun_confirmed": "Chun group", "response": "response"},
+           "chun": "Chun group (proposed — confirm)", "chun_confirmed": "Chun group", "response": "response",
+           "mip": "Coronal MIP: lesions and liver reference",
+           "trend_pet": "Hottest SULpeak and TMTV over time", "hottest": "hottest SULpeak", "tmtv": "TMTV (ml)"},
     "fr": {"target": "cible", "non-target": "non cible", "new": "nouvelle", "long": "GA", "short": "PA",
            "trend": "Somme des diamètres au cours du temps", "summary": "Synthèse Nadir", "slice": "coupe",
            "lesion": "Lésion", "kind": "Type", "la": "Grand axe (mm)", "sa": "Petit axe (mm)",
@@ -46,7 +47,10 @@ WORDS = {
            "footer": "Nadir {version} - mesure automatique, non validée par un médecin",
            "quantity": "Grandeur", "value": "Valeur", "sum": "Somme des diamètres (mm)",
            "base": "Référence (mm)", "nad": "Nadir (mm)", "pb": "Variation / référence (%)", "pn": "Variation / nadir (%)",
-           "chun": "Chun (proposé — à confirmer)", "chun_confirmed": "Groupe de Chun", "response": "réponse"},
+           "chun": "Chun (proposé — à confirmer)", "chun_confirmed": "Groupe de Chun", "response": "réponse",
+           "mip": "MIP coronale : lésions et référence hépatique",
+           "trend_pet": "SULpeak maximal et TMTV au cours du temps", "hottest": "SULpeak maximal",
+           "tmtv": "TMTV (ml)"},
 }
 
 
@@ -141,19 +145,6 @@ def _numbers(req: ReportRequest, w: dict[str, str], lang: str) -> list[tuple[str
     return rows
 
 
-def _trend_lines(req: ReportRequest, w: dict[str, str]) -> TrendLines:
-    k = key_numbers(req.assessment)
-    pr = req.thresholds.get("pr_pct_vs_baseline")
-    pd = req.thresholds.get("pd_pct_vs_nadir")
-    return TrendLines(
-        baseline=k.baseline,
-        nadir=k.nadir,
-        response_line=k.baseline * (1 + pr / 100) if k.baseline is not None and pr is not None else None,
-        progression_line=k.nadir * (1 + pd / 100) if k.nadir is not None and pd is not None else None,
-        labels=(w["baseline"], w["nadir"], w["resp"], w["prog"]),
-    )
-
-
 def key_images(
     req: ReportRequest, impression: Impression, settings: ReportSettings, version: str, uids: Sequence[str]
 ) -> list[KeyImage]:
@@ -176,10 +167,17 @@ def key_images(
         if drawn is not None and les.measurements.long_axis is not None:
             ref = by_uid.get(les.measurements.long_axis.start_image.slice.sop_instance_uid, first)
             add(drawn[0], ref, True, f"{les.tracking_id} {les.tracking_uid}")
-    series = trend_series((*req.history, req.timepoint))
-    if req.assessment is not None and len(series.dates) >= 2 and any(v is not None for v in series.sums):
-        title = f"{req.assessment.criterion}: {w['trend']}"
-        add(trend_plot(series, _trend_lines(req, w), title, footer), first, False, "trend plot")
+    for extra in req.extra_images:
+        add(extra.pixels, extra.reference or first, extra.reference is not None, extra.description)
+    if req.mip and req.volume is not None and req.timepoint.lesions:
+        # whole-body PET: the coronal MIP, lesions coloured, the liver reference sphere
+        title = f"{w['mip']} - {req.assessment.criterion}" if req.assessment is not None else w["mip"]
+        mip = mip_key_image(req.volume, req.mask, req.timepoint.lesions, liver_sphere_of(req.timepoint.context),
+                            title, footer)
+        add(mip, first, False, "coronal MIP")
+    plot = trend_image(req, w, footer)  # what it shows is the route's (report/trend.py)
+    if plot is not None:
+        add(plot, first, False, "trend plot")
     title = w["summary"]
     if req.assessment is not None:
         label = category_label(req.assessment.category, lang, settings.templates_dir)

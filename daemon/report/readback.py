@@ -22,6 +22,7 @@ from daemon.findings import Calliper, Lesion, LesionKind, Measurements
 from daemon.report import codes as nc
 from daemon.report.inputs import InstanceRef, PriorStudy
 from daemon.report.sr_groups import (
+    BACKGROUND_RATIOS,
     INTENSITY,
     KIND_CONCEPT,
     KIND_VALUES,
@@ -35,6 +36,7 @@ _KIND_BY_CODE = {v.value: k for k, v in KIND_VALUES.items()}
 _INTENSITY_BY_CODE = {
     (c.value, d.value if d is not None else ""): name for name, (c, d, _) in INTENSITY.items()
 }
+_RATIO_BY_BACKGROUND = {(d.value, region.value): name for name, (d, region) in BACKGROUND_RATIOS.items()}
 _CHUN_GROUP_BY_CODE = {c.value: g for g, c in nc.CHUN_GROUPS.items()}
 _CHUN_GROUP_CONCEPTS = (nc.CHUN_GROUP.value, nc.CHUN_GROUP_CONFIRMED.value)
 
@@ -129,6 +131,13 @@ def _derivation(item: Dataset) -> str:
     return ""
 
 
+def _background(item: Dataset) -> str:
+    for child in _children(item):
+        if _code(child)[0] == nc.REFERENCE_REGION.value:
+            return _code(child, "ConceptCodeSequence")[0]
+    return ""
+
+
 def _read_num(acc: _Acc, item: Dataset, geometry: Mapping[str, Dataset]) -> None:
     value, scheme, meaning = _code(item)
     if not item.get("MeasuredValueSequence"):
@@ -142,6 +151,10 @@ def _read_num(acc: _Acc, item: Dataset, geometry: Mapping[str, Dataset]) -> None
         acc.volume_ml = v / 1000.0
     elif (value, scheme) == (MAX_3D_DIAMETER.value, nc.NADIR_SCHEME):
         acc.max_3d = v
+    elif (value, scheme) == (nc.LESION_TO_BACKGROUND.value, "DCM"):
+        name = _RATIO_BY_BACKGROUND.get((_derivation(item), _background(item)))
+        if name is not None:
+            acc.intensity[name] = v
     elif (value, _derivation(item)) in _INTENSITY_BY_CODE:
         acc.intensity[_INTENSITY_BY_CODE[(value, _derivation(item))]] = v
     elif scheme == nc.NADIR_SCHEME and value.startswith("I"):

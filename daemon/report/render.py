@@ -125,9 +125,35 @@ class TrendLines:
     labels: tuple[str, str, str, str] = ("baseline", "nadir", "response threshold", "progression threshold")
 
 
-def trend_plot(series: TrendSeries, lines: TrendLines, title: str, footer: str, size_px: tuple[int, int] = (800, 600)) -> RGB:
+@dataclass(frozen=True)
+class TrendAxis:
+    """How the plotted quantity is named: its unit, the legend of the thick total line, and an
+    optional study total on a right-hand axis (one value per date, e.g. TMTV)."""
+
+    unit: str = "mm"
+    total_label: str = "sum"
+    right: tuple[float | None, ...] = ()
+    right_unit: str = ""
+    right_label: str = ""
+
+
+def _right_axis(ax: object, x: Sequence[float], axis: TrendAxis) -> None:
+    pts = [(d, v) for d, v in zip(x, axis.right, strict=True) if v is not None]
+    if not pts:
+        return
+    twin = ax.twinx()  # type: ignore[attr-defined]
+    twin.plot([p[0] for p in pts], [p[1] for p in pts], marker="D", linewidth=2.0, linestyle="--", color="#8c564b",
+              label=axis.right_label)
+    twin.set_ylabel(axis.right_unit, color="#8c564b")
+    twin.set_ylim(bottom=0)
+    twin.legend(loc="lower left", bbox_to_anchor=(1.16, 0.0), fontsize=8, frameon=False)
+
+
+def trend_plot(series: TrendSeries, lines: TrendLines, title: str, footer: str, size_px: tuple[int, int] = (800, 600),
+               axis: TrendAxis | None = None) -> RGB:
+    axis = axis or TrendAxis()
     fig = Figure(figsize=(size_px[0] / 100, size_px[1] / 100), dpi=100, facecolor="white")
-    ax = fig.add_axes((0.08, 0.14, 0.58, 0.76))
+    ax = fig.add_axes((0.08, 0.14, 0.58 if not axis.right else 0.52, 0.76))
     x = [float(d.toordinal()) for d in series.dates]
     for tid, values in series.lesions.items():
         pts = [(d, v) for d, v in zip(x, values, strict=True) if v is not None]
@@ -135,16 +161,20 @@ def trend_plot(series: TrendSeries, lines: TrendLines, title: str, footer: str, 
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linewidth=1, alpha=0.8, label=tid)
     pts = [(d, v) for d, v in zip(x, series.sums, strict=True) if v is not None]
     if pts:
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", linewidth=2.5, color="black", label="sum")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", linewidth=2.5, color="black",
+                label=axis.total_label)
     styles = (("#1f77b4", ":"), ("#2ca02c", "--"), ("#9467bd", "-."), ("#d62728", "-."))
     values = (lines.baseline, lines.nadir, lines.response_line, lines.progression_line)
     for value, label, (colour, dash) in zip(values, lines.labels, styles, strict=True):
         if value is not None:
-            ax.axhline(value, color=colour, linestyle=dash, linewidth=1.3, label=f"{label} {value:.1f} mm")
-    ax.set_ylabel("mm")
+            ax.axhline(value, color=colour, linestyle=dash, linewidth=1.3, label=f"{label} {value:.1f} {axis.unit}")
+    ax.set_ylabel(axis.unit)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    beside = 1.01 if not axis.right else 1.16  # right of the right-hand axis' labels
+    ax.legend(loc="upper left", bbox_to_anchor=(beside, 1.0), fontsize=8, frameon=False)
+    if axis.right:
+        _right_axis(ax, x, axis)
     if x:
         ax.set_xticks(x)
         ax.set_xticklabels([d.isoformat() for d in series.dates], rotation=30, ha="right", fontsize=8)

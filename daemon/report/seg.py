@@ -12,10 +12,26 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from daemon.findings import Lesion
-from daemon.report.inputs import ModelInfo
+from daemon.report.inputs import ModelInfo, ReferenceRegion
 from daemon.volume import LesionMask
 
 log = logging.getLogger(__name__)
+
+# each segment's Recommended Display CIELab Value (PS3.3 C.8.20.4; OHIF warns without it):
+# distinct colours in segment order, the first the red of the key images' contours
+PALETTE_RGB: tuple[tuple[int, int, int], ...] = (
+    (255, 64, 64), (64, 160, 255), (255, 200, 40), (60, 200, 90), (200, 90, 255),
+    (255, 130, 30), (40, 210, 210), (255, 100, 200), (160, 220, 60), (150, 110, 70),
+)
+
+
+def display_colour(segment_number: int) -> hd.color.CIELabColor:
+    """The recommended display colour of a segment (numbered from 1)."""
+    return hd.color.CIELabColor.from_rgb(*PALETTE_RGB[(segment_number - 1) % len(PALETTE_RGB)])
+
+
+# a reference region's segment category (CID 7150; pydicom's table writes 91723000)
+ANATOMICAL_STRUCTURE = codes.SCT.AnatomicalStructure
 
 
 @dataclass(frozen=True)
@@ -69,8 +85,10 @@ def build_seg(
     sources: Sequence[Dataset],
     ident: SegIdentity,
     model: ModelInfo | None,
+    regions: Sequence[ReferenceRegion] = (),
 ) -> SegResult | None:
-    """A BINARY SEG of the lesions that have a non-empty label; None if there is none."""
+    """A BINARY SEG of the lesions that have a non-empty label, then the route's reference regions
+    (category Anatomical Structure); None if no lesion has voxels."""
     images = ordered_sources(mask, sources)
     algo = _algorithm(model, ident.software_version)
     descriptions: list[hd.seg.SegmentDescription] = []
@@ -94,12 +112,24 @@ def build_seg(
                 algorithm_identification=algo,
                 tracking_uid=lesion.tracking_uid,
                 tracking_id=lesion.tracking_id[:64],
+                display_color=display_colour(number),
             )
         )
         planes.append(binary)
         segment_of[lesion.tracking_uid] = number
     if not descriptions:
         return None
+    for region in regions:
+        if not region.mask.any():
+            continue
+        number = len(descriptions) + 1
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=number, segment_label=region.label[:64],
+            segmented_property_category=ANATOMICAL_STRUCTURE,
+            segmented_property_type=hd.sr.CodedConcept(region.code.value, region.code.scheme, region.code.meaning),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algo,
+            display_color=display_colour(number)))
+        planes.append(np.asarray(region.mask, dtype=bool))
     pixels = np.stack(planes, axis=-1).astype(np.uint8)  # (frames, rows, cols, segments)
     seg = hd.seg.Segmentation(
         source_images=images,

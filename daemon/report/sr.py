@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
+from daemon.criteria.assessment import Assessment
 from daemon.findings import Lesion, LesionKind
 from daemon.report import codes as nc
 from daemon.report.inputs import InstanceRef, ModelInfo, Outcome, ReportRequest
@@ -19,8 +20,10 @@ from daemon.report.seg import SegResult
 from daemon.report.sr_groups import (
     GroupContext,
     assessment_group,
+    criterion_numbers,
     lesion_group,
     outcome_group,
+    study_group,
     volumetric_group,
 )
 from daemon.report.text import Impression
@@ -106,6 +109,16 @@ def _anchor(lesions: Sequence[Lesion]) -> SliceRef | None:
     return max(present, key=lambda a: a.length_mm).start_image.slice if present else None
 
 
+def _lesion_anchor(extra: Assessment, lesions: Sequence[Lesion]) -> SliceRef | None:
+    """The slice of the lesion an extra assessment is about, when the criterion computes a
+    number of its own (sr_groups.CRITERION_NUMBERS); None otherwise."""
+    if not any(value is not None for _c, value, _u in criterion_numbers(extra)):
+        return None
+    lesion = next((les for les in lesions if les.tracking_id == extra.details.get("lesion")), None)
+    axis = lesion.measurements.long_axis if lesion is not None else None
+    return axis.start_image.slice if axis is not None else None
+
+
 def measurement_groups(
     req: ReportRequest, ident: SrIdentity, seg: SegResult | None
 ) -> list[Group]:
@@ -125,6 +138,13 @@ def measurement_groups(
         groups.append(
             outcome_group(
                 "No suitable series", marker_uid(study, route, ver, "no-series"), ctx,
+                codes.DCM.PresenceOfProperty, codes.DCM.PresenceUndetermined,
+            )
+        )
+    elif req.outcome == Outcome.ANALYSIS_FAILED:
+        groups.append(
+            outcome_group(
+                "Analysis failed", marker_uid(study, route, ver, "analysis-failed"), ctx,
                 codes.DCM.PresenceOfProperty, codes.DCM.PresenceUndetermined,
             )
         )
@@ -169,9 +189,51 @@ def measurement_groups(
         # UID: one study-level assessment, which OHIF (like every TID 1500 reader that merges
         # groups by tracking UID) shows as one measurement at the main group's anchor; each
         # criterion keeps its own group, identifier, method and category.
-        uid = drawn_uid or marker_uid(study, route, ver, f"assessment-{nc.criterion_code(extra.criterion).value}")
+        code = nc.criterion_code(extra.criterion).value
+        where = _lesion_anchor(extra, req.timepoint.lesions) if ident.assessment_numbers_on_image else None
+        if where is not None:  # a per-lesion number of its own (Horky's index): on that lesion's slice
+            uid = marker_uid(study, route, ver, f"assessment-{code}-{extra.details['lesion']}")
+            groups.append(assessment_group(extra, uid, ctx, where))
+            continue
+        uid = drawn_uid or marker_uid(study, route, ver, f"assessment-{code}")
         groups.append(assessment_group(extra, uid, ctx, None))
+    groups.extend(_study_groups(req, ctx, ident))
     return groups
+
+
+def _free_slice(req: ReportRequest) -> SliceRef | None:
+    """The measured series' slice nearest its middle on which no lesion's calliper is drawn: OHIF
+    prints a group's labels beside its anchor, and on a small image (a 64-row PET) long
+    study-level labels would cover the lesions' labels of their slice."""
+    if req.volume is None or not req.volume.slices:
+        return None
+    taken = {cal.start_image.slice.sop_instance_uid for les in req.timepoint.lesions
+             for cal in (les.measurements.long_axis, les.measurements.short_axis) if cal is not None}
+    slices = req.volume.slices
+    middle = len(slices) // 2
+    order = sorted(range(len(slices)), key=lambda k: abs(k - middle))
+    return next((slices[k] for k in order if slices[k].sop_instance_uid not in taken), slices[middle])
+
+
+def _study_groups(req: ReportRequest, ctx: GroupContext, ident: SrIdentity) -> list[Group]:
+    """Study-level measurements (e.g. TMTV, body composition), a group each: plain numbers on a
+    slice without lesion labels (`_free_slice`); one lesion's numbers under its assessment (CT
+    perfusion) on the main assessment's slice (else the middle slice) below its numbers."""
+    assessed = _anchor(req.timepoint.lesions)
+    if assessed is None and req.volume is not None:
+        assessed = req.volume.slices[len(req.volume.slices) // 2]
+    free = _free_slice(req) or assessed
+    if assessed is None or free is None:
+        return []
+    study, route, ver = req.study_instance_uid, req.route, ident.software_version
+    shown = [g for g in req.study_measurements if g.items or g.assessment is not None]
+    # 40 rows apart below the assessment's numbers; closer on a small image (a 64-row PET), all
+    # in its upper half, so that every anchor and the labels OHIF prints below it stay on the image
+    rows = float(req.volume.shape[1]) if req.volume is not None else 512.0
+    step = min(40.0, rows / 2.0 / max(len(shown), 1))
+    return [study_group(g, marker_uid(study, route, ver, f"study-{g.label}"), ctx,
+                        assessed if g.assessment is not None else free, step * (n + 1))
+            for n, g in enumerate(shown)]
 
 
 def qualitative_evaluations(req: ReportRequest, impression: Impression) -> hd.sr.ContainerContentItem:
@@ -193,6 +255,9 @@ def qualitative_evaluations(req: ReportRequest, impression: Impression) -> hd.sr
         items.append(hd.sr.TextContentItem(nc.CRITERION_CITATION, _cut(f"{x.criterion}: {x.citation.text}"), contains))
         for reason in x.reasons:
             items.append(hd.sr.TextContentItem(nc.REASON, _cut(f"{x.criterion}: {reason}"), contains))
+    for g in req.study_measurements:
+        said = "; ".join(f"{m.meaning} {m.value:.4g} {m.unit}" for m in g.items)
+        items.append(hd.sr.TextContentItem(nc.REASON, _cut(f"{g.label}: {said}. {g.basis}"), contains))
     box.ContentSequence = hd.sr.ContentSequence(items)
     return box
 
@@ -220,6 +285,11 @@ def _library_images(req: ReportRequest) -> list[Dataset]:
         for cal in (les.measurements.long_axis, les.measurements.short_axis):
             if cal is not None:
                 wanted.add(cal.start_image.slice.sop_instance_uid)
+    if req.study_measurements and req.volume is not None and req.volume.slices:  # their anchors (_study_groups)
+        middle = req.volume.slices[len(req.volume.slices) // 2]
+        for where in (_free_slice(req), _anchor(req.timepoint.lesions) or middle):
+            if where is not None:
+                wanted.add(where.sop_instance_uid)
     images = [ds for ds in req.source_images if str(ds.SOPInstanceUID) in wanted]
     if not images:
         images = [ds for ds in req.source_images if "Rows" in ds][:1]
@@ -253,7 +323,7 @@ def build_sr(
         sop_instance_uid=ident.sop_instance_uid,
         instance_number=ident.instance_number,
         manufacturer=ident.manufacturer,
-        is_complete=req.outcome != Outcome.NO_SUITABLE_SERIES,
+        is_complete=req.outcome not in (Outcome.NO_SUITABLE_SERIES, Outcome.ANALYSIS_FAILED),
         is_final=False,
         is_verified=False,
         institution_name=ident.institution_name,

@@ -22,6 +22,7 @@ from pydicom.sr.codedict import codes
 from daemon.criteria.assessment import Assessment
 from daemon.findings import Calliper, Lesion, LesionKind
 from daemon.report import codes as nc
+from daemon.report.inputs import StudyMeasurementGroup
 from daemon.report.text import is_proposal, key_numbers, lesion_result, proposed_group
 from daemon.volume import SliceRef, Volume
 
@@ -54,6 +55,21 @@ INTENSITY: dict[str, tuple[CodedConcept, CodedConcept | None, CodedConcept]] = {
     "rim_vs_core_hu": (nc.RIM_VS_CORE_HU, None, nc.HU),
     "rim_vs_liver_hu": (nc.RIM_VS_LIVER_HU, None, nc.HU),
 }
+
+# lesion / reference-region SUV ratios as measure/ names them ("l_<region>_<statistic>", brain PET) ->
+# (DCM 126039) with the statistic as derivation and the region as (NCIt C94970 Reference Region) concept modifier
+BACKGROUNDS = {"n": CodedConcept("12738006", "SCT", "Brain"), "s": CodedConcept("31428008", "SCT", "Corpus striatum"),
+               "wm": CodedConcept("68523003", "SCT", "Cerebral White Matter"),
+               "gm": CodedConcept("389081007", "SCT", "Gray Matter")}
+BACKGROUND_RATIOS: dict[str, tuple[CodedConcept, CodedConcept]] = {
+    f"l_{key}_{stat}": (_STATS[stat], region) for key, region in BACKGROUNDS.items() for stat in ("max", "mean")
+}
+
+
+def _background(measurement: hd.sr.Measurement, region: CodedConcept) -> hd.sr.Measurement:
+    measurement[0].ContentSequence.append(hd.sr.CodeContentItem(
+        nc.REFERENCE_REGION, region, relationship_type=hd.sr.RelationshipTypeValues.HAS_CONCEPT_MOD))
+    return measurement
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,6 +214,18 @@ def lesion_group(
     return group
 
 
+# study-level numbers with a PS3.16 concept; the others get 99NADIR "S..." codes
+STUDY_CONCEPTS: dict[str, CodedConcept] = {"tlg": CodedConcept("126033", "DCM", "Total Lesion Glycolysis")}
+STUDY_UNITS = {"ml": "milliliter", "mm": "millimeter", "1": "no units", "g": "gram",
+               "mm/m2": "millimeter per square meter",
+               "g/ml{SUVlbm(Janma)}": "Standardized Uptake Value lean body mass (Janma)",
+               "g/ml{SUVbw}": "Standardized Uptake Value body weight",
+               # perfusion (PS3.16 CID 7181 writes "ml/[100]g/min", "ml/[100]ml"; per 100 ml per minute alike)
+               "ml/[100]ml/min": "milliliter per 100 milliliter per minute",
+               "ml/[100]g/min": "milliliter per 100 gram per minute", "ml/[100]ml": "milliliter per 100 milliliter",
+               "ml/[100]g": "milliliter per 100 gram", "s": "second", "%": "Percent"}
+
+
 def private_concept(prefix: str, name: str) -> CodedConcept:
     """99NADIR concept for a named quantity: I... intensity, R... ratio; meaning = the name."""
     value = prefix + "".join(ch for ch in name.upper() if ch.isalnum())[:15]
@@ -214,12 +242,17 @@ def volume_measurements(
         rows.append((nc.VOLUME, m.volume_ml * 1000.0, nc.MM3, None))
     if m.max_3d_diameter_mm is not None:
         rows.append((MAX_3D_DIAMETER, m.max_3d_diameter_mm, nc.MM, None))
+    backgrounds: dict[int, CodedConcept] = {}
     for name, value in sorted(m.intensity.items()):
+        if name in BACKGROUND_RATIOS:
+            backgrounds[len(rows)] = BACKGROUND_RATIOS[name][1]
+            rows.append((nc.LESION_TO_BACKGROUND, value, nc.NO_UNITS, BACKGROUND_RATIOS[name][0]))
+            continue
         concept, derivation, unit = INTENSITY.get(name, (private_concept("I", name), None, nc.NO_UNITS))
         rows.append((concept, value, unit, derivation))
     for name, value in sorted(m.ratios.items()):
         rows.append((private_concept("R", name), value, nc.NO_UNITS, None))
-    return [
+    out = [
         hd.sr.Measurement(
             name=concept,
             value=round(float(value), 4),
@@ -229,6 +262,7 @@ def volume_measurements(
         )
         for concept, value, unit, derivation in rows
     ]
+    return [_background(x, backgrounds[n]) if n in backgrounds else x for n, x in enumerate(out)]
 
 
 def volumetric_group(
@@ -244,14 +278,27 @@ def volumetric_group(
     )
 
 
-def corner_point(where: SliceRef) -> hd.sr.CoordinatesForMeasurement:
-    """A POINT at `ASSESSMENT_ANCHOR` on the slice `where`."""
+def corner_point(where: SliceRef, at: tuple[float, float] = ASSESSMENT_ANCHOR) -> hd.sr.CoordinatesForMeasurement:
+    """A POINT at `at` (default `ASSESSMENT_ANCHOR`) on the slice `where`."""
     frames = [where.frame_number] if where.frame_number is not None else None
     return hd.sr.CoordinatesForMeasurement(
         graphic_type=hd.sr.GraphicTypeValues.POINT,
-        graphic_data=np.array([ASSESSMENT_ANCHOR], dtype=np.float32),
+        graphic_data=np.array([at], dtype=np.float32),
         source_image=hd.sr.SourceImageForRegion(where.sop_class_uid, where.sop_instance_uid, frames),
     )
+
+
+# numbers a criterion computes beyond the sums, by its cut-off (details["cutoff"]) and number name
+CRITERION_NUMBERS: dict[tuple[str, str], tuple[CodedConcept, CodedConcept]] = {
+    ("fdg_dual_phase_horky", "index"): (nc.HORKY_INDEX, nc.NO_UNITS),
+    ("fdg_dual_phase_horky_wm", "index"): (nc.HORKY_INDEX, nc.NO_UNITS),
+}
+
+
+def criterion_numbers(assessment: Assessment) -> list[tuple[CodedConcept, float | None, CodedConcept]]:
+    cutoff = str(assessment.details.get("cutoff", ""))
+    return [(concept, assessment.numbers.get(name), unit)
+            for (cut, name), (concept, unit) in CRITERION_NUMBERS.items() if cut == cutoff]
 
 
 def assessment_group(
@@ -281,6 +328,7 @@ def assessment_group(
             (nc.PCT_VS_BASELINE, k.pct_baseline, nc.PERCENT),
             (nc.PCT_VS_NADIR, k.pct_nadir, nc.PERCENT),
         )
+        rows = (*rows, *criterion_numbers(assessment))
         for concept, value, unit in rows:
             if value is None:
                 continue
@@ -309,4 +357,35 @@ def outcome_group(
         finding_type=ctx.finding,
         algorithm_id=ctx.algorithm,
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(name, value)],
+    )
+
+
+def study_group(group: StudyMeasurementGroup, uid: str, ctx: GroupContext, anchor: SliceRef,
+                row: float) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """Study-level numbers (TMTV, body composition...) as NUMs with private concepts (no PS3.16
+    code for most; TLG has one), each with a POINT on `anchor` at (4, row) so that OHIF can
+    place them (conformance §2.2 rule 6) without printing over the assessment's numbers."""
+    where = corner_point(anchor, (ASSESSMENT_ANCHOR[0], row))
+    measurements = [
+        hd.sr.Measurement(
+            name=STUDY_CONCEPTS.get(m.name) or nc.nadir(private_concept("S", m.name).value, m.meaning[:64]),
+            value=round(float(m.value), 4),
+            unit=CodedConcept(m.unit, "UCUM", STUDY_UNITS.get(m.unit, m.unit)),
+            referenced_coordinates=[where],
+        )
+        for m in group.items
+    ]
+    evaluations = None
+    if group.assessment is not None:  # one lesion's numbers under its assessment (CT perfusion)
+        a = group.assessment
+        evaluations = [
+            hd.sr.QualitativeEvaluation(codes.DCM.ResponseEvaluationMethod, nc.criterion_code(a.criterion)),
+            hd.sr.QualitativeEvaluation(codes.DCM.CurrentResponse, nc.category_code(a.category)),
+            *(hd.sr.QualitativeEvaluation(nc.FLAG, nc.flag_code(flag)) for flag in a.flags),
+        ]
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking(group.tracking_uid or uid, group.label),
+        algorithm_id=ctx.algorithm,
+        measurements=measurements or None,
+        qualitative_evaluations=evaluations,
     )

@@ -12,6 +12,7 @@ from daemon import __version__
 from daemon.criteria.assessment import Assessment, TimepointResult
 from daemon.findings import Lesion, LesionKind
 from daemon.report.inputs import Outcome, ReportRequest
+from daemon.report.percist_text import percist_context
 
 LANGUAGES = ("en", "fr")
 
@@ -169,6 +170,7 @@ def context(req: ReportRequest, software_version: str = __version__) -> dict[str
         "chun_groups": {k: {"baseline": b, "group": g} for k, (b, g) in chun_groups(req).items()},
         "chun_proposed": any(proposed_group(les) for les in lesions),
         "software_version": software_version,
+        "percist": percist_context(req),  # PERCIST 1.0: its own sentence (report/percist_text.py)
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,9 +44,15 @@ class Context:
             self.scheduler.remove_job(job_id)
 
 
+# What the node creates (nadir.db and its journal, the spool, outputs) is its user's
+# alone: files 0600, folders 0700. The systemd units say the same (UMask=0077).
+PRIVATE_UMASK = 0o077
+
+
 def build_context(settings: Settings) -> Context:
     """Create the data folder, the schema and the spool; nothing is started."""
-    settings.store.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(PRIVATE_UMASK)
+    settings.store.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = make_engine(settings.store.effective_database_url)
     create_schema(engine)
     spool = Spool(settings.store.spool_dir)

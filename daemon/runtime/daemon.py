@@ -12,6 +12,7 @@ lists every topic), starts them, waits for SIGTERM or SIGINT, and stops them.
 | router | `runtime.router` | READY studies -> one job per matching route; studies DONE/FAILED |
 | executor | `runtime.local_executor` or `runtime.celery_executor` | runs the jobs (`runtime.execution`) |
 | sender | `runtime.sender` | the outbox, C-STORE to each destination with retries |
+| web | `web.service` | the admins' console, the HTTP API, /health, /ready, /metrics (web.port) |
 
 A service has `name`, `start()` (returns promptly: it starts a thread, processes
 or timers on `ctx.scheduler`) and `stop()` (returns once its current unit of work
@@ -72,7 +73,13 @@ def build_services(ctx: Context) -> list[Service]:
     ctx.bus.subscribe(Topic.STUDY_READY, router.on_study_ready)
     ctx.bus.subscribe(Topic.JOBS_QUEUED, executor.on_jobs_queued)
     ctx.bus.subscribe(Topic.OUTPUTS_READY, sender.on_outputs_ready)
-    return [AssemblyService(ctx), RetentionService(ctx), ReceivingService(ctx), router, executor, sender]
+    receiving = ReceivingService(ctx)
+    services: list[Service] = [AssemblyService(ctx), RetentionService(ctx), receiving, router, executor, sender]
+    if ctx.settings.web.enabled:  # the console last: up once the node it shows is
+        from daemon.web.service import WebService, node_checks
+
+        services.append(WebService(ctx, router.holder, node_checks(ctx, receiving)))
+    return services
 
 
 class Daemon:

@@ -6,29 +6,36 @@ pipeline what the runtime provides (priors, report settings, rules folder), and
 writes outputs and the outbox rows in the transaction that marks the job DONE (only
 while it still holds the lease). Both executors call it: the local pool's
 `work_loop` after `claim_one`, and a Celery worker after `claim_job` of the job
-named by its message.
+named by its message. A job that fails for good sends its destinations an SR saying
+that the automatic analysis failed (`report_failure`; the route may turn it off).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pydicom
+from pydicom.dataset import Dataset
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import ConfigError, Settings
 from daemon.pipelines.base import PipelineInput, UnknownPipelineError, resolve
+from daemon.report.failure import FailedJob, build_failure_sr
+from daemon.report.reissue import reissue
 from daemon.routing_rules import load_rules
 from daemon.runtime.priors import NodePriors
+from daemon.segment.timing import collect_inferences
 from daemon.store import jobs as jobstore
-from daemon.store import outbox
+from daemon.store import outbox, telemetry
 from daemon.store.db import make_engine, make_sessionmaker
 from daemon.store.models import Instance, Study
 from daemon.store.spool import Spool
@@ -106,8 +113,8 @@ def pipeline_input(settings: Settings, sessions: sessionmaker[Session], job: job
     """What a pipeline gets: the study's files, the route's parameters, and what the runtime provides."""
     return PipelineInput(
         job.study_instance_uid, job.route, tuple(files), job.parameters, job.revision,
-        priors=NodePriors(settings, sessions), report=settings.report,
-        rules_dir=settings.routing.rules_file.parent,
+        priors=NodePriors(settings, sessions, last_attempt=job.last_attempt), report=settings.report,
+        site_rules_dir=settings.criteria.site_dir,  # over the shipped rules files, wherever routing.yaml is
     )
 
 
@@ -119,11 +126,20 @@ def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.C
         with _Heartbeat(sessions, job, settings) as beat:
             files = study_files(sessions, Spool(settings.store.spool_dir), job.study_instance_uid)
             pipeline = resolve(job.pipeline)
-            datasets = pipeline(pipeline_input(settings, sessions, job, files))
+            with collect_inferences() as inferences:  # each model run's seconds (daemon.segment.timing)
+                datasets = pipeline(pipeline_input(settings, sessions, job, files))
+            # a changed content of a re-run goes out under new UIDs (daemon.report.reissue)
+            with sessions() as session:
+                previous = outbox.latest_issues(session, data_dir, [str(ds.SOPInstanceUID) for ds in datasets])
+            issued = reissue(datasets, previous)
             outputs = [
-                outbox.Output(str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.StudyInstanceUID), outbox.write_output(data_dir, ds))
-                for ds in datasets
+                outbox.Output(str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.StudyInstanceUID),
+                              outbox.write_output(data_dir, ds), base, issued.content_digest)
+                for ds, base in zip(issued.datasets, issued.base_uids, strict=True)
             ]
+            if issued.changed:
+                log.info("job %d: content changed since the last run: %d output(s) under new UIDs",
+                         job.id, len(outputs))
         if beat.lost:
             return None
         with sessions() as session:
@@ -133,6 +149,7 @@ def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.C
                 session.rollback()
                 return None
             outbox.add(session, outputs, job.destinations, job.id, now)
+            telemetry.add_inferences(session, job.id, job.route, inferences, now)
             session.commit()  # the job is DONE and its outbox rows exist, or neither
         log.info("job %d: done, %d output(s) for %d destination(s)", job.id, len(outputs), len(job.destinations))
         return jobstore.JobState.DONE
@@ -143,19 +160,88 @@ def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.C
             state = jobstore.fail(session, job.id, job.owner, utcnow(), error, settings.jobs.retry_delay_seconds)
         if state is jobstore.JobState.FAILED:
             log.error("job %d: failed for good after %d attempt(s): %s", job.id, job.attempt, error)
+            report_failure(settings, sessions, job)
         return state
 
 
-def claim_one(settings: Settings, sessions: sessionmaker[Session], owner: str) -> jobstore.ClaimedJob | None:
+def _headers(files: list[Path]) -> list[Dataset]:
+    out: list[Dataset] = []
+    for path in files:
+        try:
+            out.append(pydicom.dcmread(path, stop_before_pixels=True))
+        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            log.debug("%s: not readable: %s", path, exc)
+    return out
+
+
+def report_failure(settings: Settings, sessions: sessionmaker[Session], job: jobstore.ClaimedJob) -> int:
+    """After `job` failed for good: the SR saying so (daemon/report/failure.py) in the outbox
+    for the job's destinations, unless its route says `report_failure: false`. Returns the
+    rows added; a failure here is logged, never raised."""
+    study = job.study_instance_uid
+    if not job.report_failure:
+        log.warning("job %d: route %s has report_failure: false; the PACS is not told that study %s has no result",
+                    job.id, job.route, study)
+        return 0
+    if not job.destinations:
+        log.warning("job %d: route %s has no destination to tell that study %s has no result", job.id, job.route, study)
+        return 0
+    try:
+        headers = _headers(study_files(sessions, Spool(settings.store.spool_dir), study))
+        failed = FailedJob(study, job.route, job.revision, job.id, job.attempt, job.parameters)
+        sr = build_failure_sr(failed, headers, settings.report)
+        path = outbox.write_output(settings.store.data_dir, sr)
+        with sessions() as session:
+            added = outbox.add(session, [outbox.Output(str(sr.SOPInstanceUID), str(sr.SOPClassUID), study, path)],
+                               job.destinations, job.id, utcnow())
+            session.commit()
+    except Exception:
+        log.exception("job %d: the SR telling the PACS that study %s has no result (route %s) could not be written",
+                      job.id, study, job.route)
+        return 0
+    log.info("job %d: failure SR %s of study %s queued for %s", job.id, sr.SOPInstanceUID, study, ", ".join(job.destinations))
+    return added
+
+
+FAILURE_SWEEP_GRACE = timedelta(seconds=60)  # execute() reports at once; the sweep only takes older failures
+FAILURE_SWEEP_WINDOW = timedelta(days=1)  # older ones (spool purged, the admin told) are left to `nadir study show`
+
+
+def report_lost_failures(settings: Settings, sessions: sessionmaker[Session], now: datetime) -> int:
+    """The failure SRs a crash lost (between a job's FAILED commit and its SR in the outbox):
+    queued again. Run periodically by the node; returns the rows added."""
     with sessions() as session:
-        return jobstore.claim(session, owner, utcnow(), settings.jobs.lease_seconds)
+        lost = outbox.unreported_failures(session, now - FAILURE_SWEEP_WINDOW, now - FAILURE_SWEEP_GRACE)
+    added = 0
+    for job in lost:
+        log.warning("job %d: failed for good with no failure SR queued (the process stopped?): queuing it now", job.id)
+        added += report_failure(settings, sessions, job)
+    return added
+
+
+def _report_gave_up(settings: Settings, sessions: sessionmaker[Session], gave_up: list[jobstore.ClaimedJob]) -> None:
+    """Jobs `claim` found past their maximum attempts (their last worker died): FAILED, reported."""
+    for job in gave_up:
+        log.error("job %d: failed for good: its last worker stopped without finishing", job.id)
+        report_failure(settings, sessions, dataclasses.replace(job, attempt=job.attempt - 1))
+
+
+def claim_one(settings: Settings, sessions: sessionmaker[Session], owner: str) -> jobstore.ClaimedJob | None:
+    gave_up: list[jobstore.ClaimedJob] = []
+    with sessions() as session:
+        job = jobstore.claim(session, owner, utcnow(), settings.jobs.lease_seconds, gave_up=gave_up)
+    _report_gave_up(settings, sessions, gave_up)
+    return job
 
 
 def claim_job(settings: Settings, sessions: sessionmaker[Session], job_id: int, owner: str) -> jobstore.ClaimedJob | None:
     """Claim the job `job_id` if it is due (or its lease expired); None when it is done,
     held by a live worker, or not due yet."""
+    gave_up: list[jobstore.ClaimedJob] = []
     with sessions() as session:
-        return jobstore.claim(session, owner, utcnow(), settings.jobs.lease_seconds, job_id=job_id)
+        job = jobstore.claim(session, owner, utcnow(), settings.jobs.lease_seconds, job_id=job_id, gave_up=gave_up)
+    _report_gave_up(settings, sessions, gave_up)
+    return job
 
 
 def preload_pipelines(settings: Settings) -> None:

@@ -6,7 +6,15 @@
    studies dated before this one, C-GET our own SR of each (its series number
    identifies it), C-GET the images its callipers lie on (their geometry gives the
    patient coordinates) and read the lesions back (`daemon.report.readback`).
-3. Failing both: no priors; the study is a baseline and the report says why.
+3. Finding none in either: no priors; the study is a baseline and the report says why.
+
+A lookup is made only for a study that names one patient (a non-empty Patient ID
+without wildcards; its issuer too when present): an empty or wildcard key would match
+other patients. Every study the PACS returns, and every report read back, is checked
+for the same Patient ID (and issuer) before use. A lookup that fails (the database,
+or the PACS refusing or dropping the query) raises `PriorsUnavailable` while the job
+has attempts left, and on its last attempt answers "unavailable" with the reason:
+never "no priors" (`daemon.pipelines.priors`).
 
 This is the impure side of a pipeline's priors (database and network): the runtime
 hands `NodePriors` to the pipeline as its `PriorsSource` (`daemon.pipelines.priors`).
@@ -31,7 +39,13 @@ from daemon.imaging.messy import SeriesRefused
 from daemon.imaging.series import load_folder
 from daemon.node.query import QueryError, find, get
 from daemon.node.scu import Peer, resolve_destination
-from daemon.pipelines.priors import Priors, Request
+from daemon.pipelines.priors import (
+    UNAVAILABLE,
+    Priors,
+    PriorsUnavailable,
+    Request,
+    patient_key_problem,
+)
 from daemon.report.inputs import InstanceRef, PriorStudy
 from daemon.report.readback import NotOurReport, ReadBack, read_report
 from daemon.store import lesions as lesion_store
@@ -128,7 +142,8 @@ def _geometry(peer: Peer, settings: Settings, sr: Dataset) -> tuple[dict[str, Da
 def _read_prior(peer: Peer, settings: Settings, study_uid: str,
                 req: Request) -> tuple[ReadBack, InstanceRef, str] | None:
     sr = _our_sr(peer, settings, study_uid, req.sr_series_number)
-    if sr is None:
+    if sr is None or not _same_patient(req, str(sr.get("PatientID", "")), str(sr.get("IssuerOfPatientID", "")),
+                                       f"report {sr.get('SOPInstanceUID', '?')}"):
         return None
     try:
         geometry, series = _geometry(peer, settings, sr)
@@ -143,11 +158,18 @@ def from_pacs(settings: Settings, req: Request) -> Priors | None:
     peer = resolve_destination(req.pacs, settings) if req.pacs else None
     if peer is None:
         return None
+    problem = patient_key_problem(req)
+    if problem is not None:  # the callers check first: never a query that matches other patients
+        raise ValueError(f"no priors query: {problem}")
     keys = {"PatientID": req.patient_id}
+    if req.issuer_of_patient_id:
+        keys["IssuerOfPatientID"] = req.issuer_of_patient_id
     if req.study_date is not None:
         keys["StudyDate"] = "-" + (req.study_date - timedelta(days=1)).strftime("%Y%m%d")
-    studies = [s for s in find(peer, settings, "STUDY", keys, ["StudyInstanceUID", "StudyDate", "ModalitiesInStudy"])
-               if _same_kind(req, s["ModalitiesInStudy"])]
+    returned = ["StudyInstanceUID", "StudyDate", "ModalitiesInStudy", "PatientID", "IssuerOfPatientID"]
+    studies = [s for s in find(peer, settings, "STUDY", keys, returned)
+               if _same_patient(req, s["PatientID"], s["IssuerOfPatientID"], f"study {s['StudyInstanceUID']}")
+               and _same_kind(req, s["ModalitiesInStudy"])]
     backs: list[tuple[ReadBack, InstanceRef, str]] = []
     for s in sorted(studies, key=lambda m: m["StudyDate"]):
         uid = s["StudyInstanceUID"]
@@ -166,6 +188,17 @@ def from_pacs(settings: Settings, req: Request) -> Priors | None:
                   tuple(series for _, _, series in backs))
 
 
+def _same_patient(req: Request, patient_id: str, issuer: str, what: str) -> bool:
+    """True when a study or report from the PACS is of the patient of `req` (the issuer
+    compared when both give one); a mismatch is logged and the object not used."""
+    same = patient_id.strip() == req.patient_id.strip() and (
+        not issuer.strip() or not req.issuer_of_patient_id or issuer.strip() == req.issuer_of_patient_id.strip())
+    if not same:
+        log.warning("priors: the PACS returned %s of another patient for study %s: not used", what,
+                    req.study_instance_uid)
+    return same
+
+
 def _same_kind(req: Request, modalities_in_study: str) -> bool:
     """True when a prior study may belong to this route (a PACS that does not say is trusted)."""
     found = set(re.findall(r"[A-Z]{2,3}", modalities_in_study.upper()))
@@ -180,13 +213,20 @@ def _dated(back: ReadBack, when: date | None) -> ReadBack:
 class NodePriors:
     """The node's `PriorsSource`: its database, then its reports in the PACS."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], last_attempt: bool = True) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._last_attempt = last_attempt  # of the job: a failed lookup then answers "unavailable"
 
     def find(self, req: Request) -> Priors:
-        """Database first, then the PACS; never raises (a failure means: baseline, with the reason)."""
+        """Database first, then the PACS. Raises PriorsUnavailable when a lookup failed and
+        the job has attempts left; on its last attempt answers "unavailable" with why."""
+        problem = patient_key_problem(req)
+        if problem is not None:
+            log.warning("priors of study %s not looked up: %s", req.study_instance_uid, problem)
+            return Priors((), (), UNAVAILABLE, f"priors not looked up: {problem}")
         reasons: list[str] = []
+        failures: list[str] = []
         try:
             found = from_database(self._sessions, req)
             if found is not None:
@@ -194,7 +234,7 @@ class NodePriors:
             reasons.append("none in Nadir's database")
         except SQLAlchemyError as exc:
             log.warning("priors: database not readable: %s", exc)
-            reasons.append(f"database not readable ({type(exc).__name__})")
+            failures.append(f"Nadir's database not readable ({type(exc).__name__})")
         if req.pacs:
             try:
                 found = from_pacs(self._settings, req)
@@ -204,7 +244,12 @@ class NodePriors:
                 reasons.append(f"none of Nadir's reports found in the PACS ({req.pacs})")
             except (QueryError, ValueError, AttributeError, KeyError) as exc:
                 log.warning("priors: PACS query failed: %s", exc)
-                reasons.append(f"PACS query failed: {exc}")
+                failures.append(f"the PACS ({req.pacs}) could not be queried: {exc}")
+        if failures:
+            why = "; ".join(failures)
+            if not self._last_attempt:
+                raise PriorsUnavailable(f"priors of study {req.study_instance_uid} could not be looked up: {why}")
+            return Priors((), (), UNAVAILABLE, f"earlier studies could not be looked up ({why})")
         return Priors((), (), "none", "no earlier timepoint (" + "; ".join(reasons) + "): treated as a baseline")
 
     def record(self, req: Request, timepoint: Timepoint, series_uid: str, sr: tuple[str, str]) -> None:
@@ -217,6 +262,23 @@ class NodePriors:
                 session.commit()
         except SQLAlchemyError as exc:
             log.warning("lesion history of study %s not recorded: %s", req.study_instance_uid, exc)
+
+    def same_study(self, req: Request, wait: bool) -> Timepoint | None:
+        """The timepoint route `req.route` recorded for this study; with `wait`, PriorsUnavailable
+        while the job has attempts left and none is recorded yet (the other route may still run)."""
+        if patient_key_problem(req) is not None:
+            return None
+        try:
+            with self._sessions() as session:
+                rows = lesion_store.history(session, req.patient_id, req.route, None)
+        except SQLAlchemyError as exc:
+            if not self._last_attempt:
+                raise PriorsUnavailable(f"Nadir's database not readable ({type(exc).__name__})") from exc
+            return None
+        found = next((tp for tp, _ in rows if tp.study_instance_uid == req.study_instance_uid), None)
+        if found is None and wait and not self._last_attempt:
+            raise PriorsUnavailable(f"route {req.route!r} has not recorded study {req.study_instance_uid} yet")
+        return found
 
     def prior_volume(self, req: Request, study_uid: str, series_uid: str) -> Volume | None:
         """A prior series' images for registration: from the spool while retention kept them,

@@ -42,7 +42,10 @@ def run_receiver(settings: Settings, index: int, stop: threading.Event) -> None:
     recorder = Recorder(engine)
     recorder.start()
     spool = Spool(settings.store.spool_dir)  # prepared by the node's process; never cleared here
-    handler = StoreHandler(spool, recorder, settings.store.min_free_bytes, settings.node.max_associations)
+    handler = StoreHandler(
+        spool, recorder, settings.store.min_free_bytes, settings.node.max_associations,
+        settings.node.max_inflated_bytes,
+    )
     server = listen(settings.node, handler, share_port=True)
     log.info("receiving process %d (pid %d) listening", index + 1, os.getpid())
     stop.wait()
@@ -63,7 +66,8 @@ class ReceivingService:
         self.recorder = Recorder(ctx.engine)
         store = ctx.settings.store
         self.handler = StoreHandler(
-            ctx.spool, self.recorder, store.min_free_bytes, ctx.settings.node.max_associations
+            ctx.spool, self.recorder, store.min_free_bytes, ctx.settings.node.max_associations,
+            ctx.settings.node.max_inflated_bytes,
         )
         self._server: ThreadedAssociationServer | None = None
         self.children: ChildProcesses | None = None
@@ -92,6 +96,11 @@ class ReceivingService:
             node.port, " (TLS)" if node.tls is not None else "", node.receivers,
             "es" if node.receivers > 1 else "",
         )
+
+    @property
+    def listening(self) -> bool:
+        """Whether this process's DICOM listener is up (the console's /ready)."""
+        return self._server is not None
 
     def stop(self) -> None:
         if self.children is not None:

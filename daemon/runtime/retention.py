@@ -1,13 +1,16 @@
-"""The retention service: hourly, finished studies past `store.retention_days` are removed
-(`daemon.store.retention.purge`), and so are files of aborted transfers in the spool's tmp/."""
+"""The retention service: hourly, finished studies past `store.retention_days`, and FAILED
+ones past `store.failed_retention_days`, are removed (`daemon.store.retention.purge`), and
+so are files of aborted transfers in the spool's tmp/, and the rejection counters and
+inference runs unused for `store.retention_days` (`daemon.store.telemetry.prune`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from daemon.runtime.context import Context
+from daemon.store import telemetry
 from daemon.store.recorder import utcnow
 from daemon.store.retention import purge
 
@@ -38,6 +41,10 @@ class RetentionService:
             removed = self._ctx.spool.clear_stale_tmp(stale_after)
             if removed:
                 log.info("removed %d file(s) of aborted transfers from the spool's tmp/", removed)
-            purge(self._ctx.sessions, self._ctx.spool, self._clock(), store.retention_days)
+            now = self._clock()
+            purge(self._ctx.sessions, self._ctx.spool, now, store.retention_days,
+                  store.failed_retention_days, store.data_dir)
+            with self._ctx.sessions() as session:  # /metrics' own rows (daemon.store.telemetry)
+                telemetry.prune(session, now - timedelta(days=store.retention_days))
         except Exception:
             log.exception("retention run failed")

@@ -30,12 +30,17 @@ from daemon.routing import Decision, Outcome, decide
 from daemon.routing_rules import RulesHolder
 from daemon.runtime.bus import JobsQueued, StudyReady, Topic
 from daemon.runtime.context import Context
+from daemon.runtime.execution import report_lost_failures
 from daemon.store import jobs as jobstore
 from daemon.store.models import Study, StudyState
 from daemon.store.outbox import OutboxRow, OutboxState, purge_sent
+from daemon.store.rerun import job_for_route
 from daemon.store.summary import summary_of_stored
 
 log = logging.getLogger(__name__)
+
+FAILURE_SWEEP_SECONDS = 60
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -61,16 +66,7 @@ def route_study(ctx: Context, holder: RulesHolder, study_id: int, now: datetime)
             session.rollback()
             return None
         for result in matching:
-            route = result.route
-            jobstore.enqueue(
-                session,
-                jobstore.NewJob(
-                    study.study_instance_uid, study.revision, route.name, route.pipeline,
-                    dict(route.parameters), route.destinations,
-                    route.max_attempts or ctx.settings.jobs.max_attempts, study.id, route.queue,
-                ),
-                now,
-            )
+            jobstore.enqueue(session, job_for_route(result.route, study, ctx.settings.jobs.max_attempts), now)
         session.commit()
     if matching:
         ctx.bus.publish(Topic.JOBS_QUEUED, JobsQueued(summary.study_instance_uid))
@@ -135,7 +131,8 @@ class RouterService:
         self._clock = clock
         settings = ctx.settings
         # an invalid routing file at start raises ConfigError: the node does not start
-        self.holder = RulesHolder(settings.routing.rules_file, settings.destinations.keys())
+        self.holder = RulesHolder(settings.routing.rules_file, settings.destinations.keys(),
+                                  site_dir=settings.criteria.site_dir)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -151,6 +148,13 @@ class RouterService:
             self._previous_hup = signal.signal(signal.SIGHUP, self._on_hup)
         self._thread.start()
         self._ctx.every("outbox-purge", 3600, self.purge)
+        self._ctx.every("failure-reports", FAILURE_SWEEP_SECONDS, self.report_lost_failures)
+
+    def report_lost_failures(self) -> None:
+        try:
+            report_lost_failures(self._ctx.settings, self._ctx.sessions, self._clock())
+        except Exception:
+            log.exception("the sweep for lost failure reports failed")
 
     def purge(self) -> None:
         """Sent outputs older than the retention time: rows and files removed."""
@@ -166,6 +170,7 @@ class RouterService:
 
     def stop(self) -> None:
         self._ctx.cancel("outbox-purge")
+        self._ctx.cancel("failure-reports")
         self._stop.set()
         self._wake.set()
         self._thread.join()

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from daemon import logs
+
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
@@ -45,15 +47,13 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def _child_main(target: ChildTarget, args: tuple[Any, ...], parent_pid: int, log_level: int) -> None:
+def _child_main(target: ChildTarget, args: tuple[Any, ...], parent_pid: int, log_level: int,
+                log_format: logs.Format = "text") -> None:
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[%(processName)s]: %(message)s")
-    if log_level > logging.DEBUG:
-        for noisy in ("pynetdicom", "highdicom"):  # highdicom: one line per copied module
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(log_level, log_format)  # the parent's level and format
     target(*args, stop)
 
 
@@ -98,7 +98,8 @@ class ChildProcesses:
     def _spawn(self, index: int) -> BaseProcess:
         proc = self._mp.Process(
             target=_child_main,
-            args=(self._target, (*self._args, index), os.getpid(), logging.getLogger().getEffectiveLevel()),
+            args=(self._target, (*self._args, index), os.getpid(), logging.getLogger().getEffectiveLevel(),
+                  logs.current_format()),
             name=f"{self.name}-{index}",
             daemon=False,
         )

@@ -20,6 +20,7 @@ from daemon.segment.preprocess import (
 )
 from daemon.segment.runtime import LoadedModel
 from daemon.segment.sliding_window import FloatArray, sliding_window
+from daemon.segment.timing import record_inference
 from daemon.volume import LesionMask, Volume
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,14 @@ def segment(volume: Volume, model: LoadedModel) -> LesionMask:
     labels: NDArray[np.uint16] = decide(channels, spec)
     del channels
     labels = remove_small(labels, volume.voxel_volume_mm3, spec.min_lesion_volume_mm3)
+    took = time.monotonic() - started
+    record_inference(model.manifest.name, model.manifest.version, took)  # for /metrics (daemon.segment.timing)
     log.info(
         "segmented %s with %s %s on %s in %.1f s",
         "x".join(str(n) for n in volume.shape),
         model.manifest.name,
         model.manifest.version,
         model.provider,
-        time.monotonic() - started,
+        took,
     )
     return LesionMask(volume=volume, labels=labels, label_info=model.manifest.segment_labels())

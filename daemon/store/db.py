@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Column, Engine, create_engine, event, inspect, text
+from sqlalchemy import Column, Engine, String, Text, create_engine, event, inspect, text
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,16 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
 def create_schema(engine: Engine) -> None:
     """Create every table that the imported model modules declare."""
     # import the model modules so their tables are registered on Base.metadata
+    import daemon.store.console  # noqa: F401
     import daemon.store.jobs  # noqa: F401
     import daemon.store.lesions  # noqa: F401
     import daemon.store.models  # noqa: F401
     import daemon.store.outbox  # noqa: F401
+    import daemon.store.telemetry  # noqa: F401
 
     Base.metadata.create_all(engine)
     add_missing_columns(engine)
+    widen_text_columns(engine)
 
 
 def add_missing_columns(engine: Engine) -> list[str]:
@@ -68,6 +71,28 @@ def add_missing_columns(engine: Engine) -> list[str]:
     if added:
         log.info("database schema: added column(s) %s", ", ".join(added))
     return added
+
+
+def widen_text_columns(engine: Engine) -> list[str]:
+    """TEXT columns that an older version created as VARCHAR(n) (PostgreSQL enforces n,
+    SQLite does not): ALTER COLUMN ... TYPE TEXT. Returns them."""
+    if engine.dialect.name != "postgresql":
+        return []
+    existing = inspect(engine)
+    widened = []
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            have = {c["name"]: c["type"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                old = have.get(column.name)
+                if isinstance(column.type, Text) and isinstance(old, String) and getattr(old, "length", None):
+                    conn.execute(text(f"ALTER TABLE {table.name} ALTER COLUMN {column.name} TYPE TEXT"))
+                    widened.append(f"{table.name}.{column.name}")
+    if widened:
+        log.info("database schema: widened column(s) %s to TEXT", ", ".join(widened))
+    return widened
 
 
 def _ddl(column: Column, engine: Engine) -> str:  # type: ignore[type-arg]

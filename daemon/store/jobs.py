@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -49,7 +50,7 @@ class JobState(enum.StrEnum):
     RUNNING = "RUNNING"
     RETRYING = "RETRYING"  # failed, runs again after `not_before`
     DONE = "DONE"
-    FAILED = "FAILED"  # failed for good (max attempts); `nadir retry` queues it again
+    FAILED = "FAILED"  # failed for good (max attempts); `nadir job retry` queues it again
 
 
 PENDING_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.RETRYING})
@@ -83,6 +84,8 @@ class Job(Base):
     queue: Mapped[str] = mapped_column(String(64), default=DEFAULT_QUEUE, server_default=DEFAULT_QUEUE)
     # when its message was last put on the broker (Celery executor); None: never
     dispatched: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the route's `report_failure`: FAILED for good sends an SR saying so to the destinations
+    report_failure: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
 
 
 def utc(moment: datetime) -> datetime:
@@ -101,6 +104,7 @@ class NewJob:
     max_attempts: int
     study_id: int | None = None
     queue: str = DEFAULT_QUEUE
+    report_failure: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,13 @@ class ClaimedJob:
     destinations: tuple[str, ...]
     attempt: int
     owner: str
+    report_failure: bool = True
+    max_attempts: int = 0  # 0: unknown (every attempt may be the last)
+
+    @property
+    def last_attempt(self) -> bool:
+        """No attempt follows this one if it fails."""
+        return self.attempt >= self.max_attempts
 
 
 def enqueue(session: Session, job: NewJob, now: datetime) -> bool:
@@ -142,6 +153,7 @@ def enqueue(session: Session, job: NewJob, now: datetime) -> bool:
             attempts=0,
             max_attempts=job.max_attempts,
             queue=job.queue,
+            report_failure=job.report_failure,
             created=now,
             updated=now,
             not_before=now,
@@ -158,9 +170,10 @@ def _claimable(now: datetime) -> Any:
 
 
 def claim(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int = 5,
-          job_id: int | None = None) -> ClaimedJob | None:
+          job_id: int | None = None, gave_up: list[ClaimedJob] | None = None) -> ClaimedJob | None:
     """Take the oldest due job (or one whose lease expired), or only `job_id`; commits.
-    None when none is due."""
+    None when none is due. A job past its maximum attempts (its last worker died) is
+    FAILED instead, and appended to `gave_up`."""
     query = select(Job.id).where(_claimable(now))
     if job_id is not None:
         query = query.where(Job.id == job_id)
@@ -184,13 +197,20 @@ def claim(session: Session, owner: str, now: datetime, lease_seconds: float, lim
         job = session.get(Job, candidate, populate_existing=True)
         assert job is not None
         if job.attempts > job.max_attempts:
-            _finish_failed(session, job, owner, now, f"gave up after {job.max_attempts} attempt(s); the last worker stopped without finishing (lease expired)")
+            why = f"gave up after {job.max_attempts} attempt(s); the last worker stopped without finishing (lease expired)"
+            if _finish_failed(session, job, owner, now, why) and gave_up is not None:
+                gave_up.append(claimed(job, owner))
             continue
-        return ClaimedJob(
-            job.id, job.study_instance_uid, job.revision, job.route, job.pipeline,
-            dict(job.parameters), tuple(job.destinations), job.attempts, owner,
-        )
+        return claimed(job, owner)
     return None
+
+
+def claimed(job: Job, owner: str) -> ClaimedJob:
+    return ClaimedJob(
+        job.id, job.study_instance_uid, job.revision, job.route, job.pipeline,
+        dict(job.parameters), tuple(job.destinations), job.attempts, owner, job.report_failure,
+        job.max_attempts,
+    )
 
 
 def dispatchable(session: Session, now: datetime, redispatch_seconds: float, limit: int = 100) -> list[tuple[int, str]]:
@@ -214,13 +234,14 @@ def mark_dispatched(session: Session, job_id: int, now: datetime) -> None:
     session.commit()
 
 
-def _finish_failed(session: Session, job: Job, owner: str, now: datetime, error: str) -> None:
-    session.execute(
+def _finish_failed(session: Session, job: Job, owner: str, now: datetime, error: str) -> bool:
+    result = session.execute(
         update(Job)
         .where(Job.id == job.id, Job.lease_owner == owner, Job.state == JobState.RUNNING)
         .values(state=JobState.FAILED, error=error, finished=now, updated=now, lease_owner=None, lease_expires=None)
     )
     session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _owned(job_id: int, owner: str) -> Any:

@@ -6,7 +6,7 @@ derives the same UID replaces the row's file and sends it again (the PACS stores
 the same instance again, not a duplicate).
 
 States: PENDING (due at `next_attempt`) -> SENT, or DEAD (a dead letter: still
-failing past the maximum age; `nadir resend` makes it PENDING again). Every
+failing past the maximum age; `nadir outbox resend` makes it PENDING again). Every
 attempt is recorded in `outbox_attempts` with its DICOM status or error.
 
 Output files live under `<data_dir>/outputs/`, written atomically (temporary
@@ -25,13 +25,26 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from pydicom.dataset import Dataset
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select, update
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from daemon.config import OutboxSettings
+from daemon.report.reissue import Issue
 from daemon.store.db import Base
-from daemon.store.jobs import utc
+from daemon.store.jobs import ClaimedJob, Job, JobState, claimed, utc
 from daemon.store.spool import fsync_dir, path_component
 
 UID_LENGTH = 64
@@ -65,6 +78,10 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     sent: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     times_sent: Mapped[int] = mapped_column(Integer, default=0)
+    # the UID the pipeline derived (this row's own for a first issue, daemon.report.reissue)
+    # and the digest of its run's content: a re-run compares with the latest issue
+    issue_of: Mapped[str | None] = mapped_column(String(UID_LENGTH), nullable=True, index=True)
+    content_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class OutboxAttempt(Base):
@@ -116,6 +133,8 @@ class Output:
     sop_class_uid: str
     study_instance_uid: str
     path: str  # relative to the outputs root
+    issue_of: str | None = None  # the UID the pipeline derived, when sent under another
+    content_digest: str | None = None
 
 
 def add(session: Session, outputs: Sequence[Output], destinations: Sequence[str], job_id: int | None, now: datetime) -> int:
@@ -136,12 +155,39 @@ def add(session: Session, outputs: Sequence[Output], destinations: Sequence[str]
             row.study_instance_uid = out.study_instance_uid
             row.job_id = job_id
             row.path = out.path
+            row.issue_of = out.issue_of or out.sop_instance_uid
+            row.content_digest = out.content_digest
             row.state = OutboxState.PENDING
             row.age_from = now
             row.next_attempt = now
             row.last_error = None
             count += 1
     return count
+
+
+def latest_issues(session: Session, data_dir: Path, base_uids: Sequence[str]) -> dict[str, Issue]:
+    """For each UID a pipeline derived: how its output was last issued (the row added
+    last, any destination), with the Instance Number of its file; absent if never."""
+    out: dict[str, Issue] = {}
+    root = outputs_root(data_dir)
+    for base in base_uids:
+        row = session.scalars(
+            select(OutboxRow)
+            .where(or_(OutboxRow.issue_of == base, and_(OutboxRow.sop_instance_uid == base, OutboxRow.issue_of.is_(None))))
+            .order_by(OutboxRow.age_from.desc(), OutboxRow.id.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            out[base] = Issue(row.sop_instance_uid, row.content_digest, _instance_number(root / row.path))
+    return out
+
+
+def _instance_number(path: Path) -> int | None:
+    try:
+        value = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["InstanceNumber"]).get("InstanceNumber")
+        return int(value) if value not in (None, "") else None
+    except Exception:  # noqa: BLE001 - a file gone or unreadable: the number is unknown
+        return None
 
 
 def due(session: Session, now: datetime, limit: int) -> list[OutboxRow]:
@@ -153,6 +199,13 @@ def due(session: Session, now: datetime, limit: int) -> list[OutboxRow]:
             .limit(limit)
         )
     )
+
+
+def due_among(session: Session, ids: Sequence[int], now: datetime) -> set[int]:
+    """Those of `ids` that are PENDING and due at `now`."""
+    rows = session.scalars(select(OutboxRow.id).where(
+        OutboxRow.id.in_(list(ids)), OutboxRow.state == OutboxState.PENDING, OutboxRow.next_attempt <= now))
+    return set(rows)
 
 
 def backoff_seconds(attempts: int, cfg: OutboxSettings, rnd: random.Random | None = None) -> float:
@@ -176,17 +229,24 @@ def record_success(session: Session, row_id: int, now: datetime, status: int) ->
     session.commit()
 
 
-def record_failure(session: Session, row_id: int, now: datetime, status: int | None, error: str, cfg: OutboxSettings) -> OutboxState:
-    """Commit: PENDING again after a backoff, or DEAD past the maximum age."""
+def record_failure(session: Session, row_id: int, now: datetime, status: int | None, error: str, cfg: OutboxSettings,
+                   permanent: bool = False) -> OutboxState:
+    """Commit: PENDING again after a backoff, or DEAD past the maximum age, or DEAD at
+    once when the failure is `permanent` (sending the same file again cannot succeed)."""
     row = session.get(OutboxRow, row_id, populate_existing=True)
     if row is None:
         return OutboxState.DEAD
     attempts = row.attempts + 1
     age = (now - utc(row.age_from)).total_seconds()
     delay = backoff_seconds(attempts, cfg)
-    dead = age + delay > cfg.max_age_seconds
+    dead = permanent or age + delay > cfg.max_age_seconds
     state = OutboxState.DEAD if dead else OutboxState.PENDING
-    reason = error if not dead else f"dead letter after {attempts} attempt(s) over {age:.0f} s (max age {cfg.max_age_seconds:g} s); last error: {error}"
+    if permanent:
+        reason = f"dead letter at once (not retried): {error}"
+    elif dead:
+        reason = f"dead letter after {attempts} attempt(s) over {age:.0f} s (max age {cfg.max_age_seconds:g} s); last error: {error}"
+    else:
+        reason = error
     session.add(OutboxAttempt(outbox_id=row_id, at=now, status=status, ok=False, error=error[:2000]))
     row.attempts = attempts
     row.last_attempt = now
@@ -237,8 +297,18 @@ def purge_sent(session: Session, data_dir: Path, cutoff: datetime) -> int:
     return len(old)
 
 
-def list_rows(session: Session, limit: int = 500) -> list[OutboxRow]:
-    return list(session.scalars(select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)))
+def list_rows(session: Session, limit: int = 500, state: str | None = None) -> list[OutboxRow]:
+    """The newest rows (only those in `state` when given: filtered before the limit)."""
+    query = select(OutboxRow)
+    if state is not None:
+        query = query.where(OutboxRow.state == state)
+    return list(session.scalars(query.order_by(OutboxRow.id.desc()).limit(limit)))
+
+
+def states_of(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    """Outbox id -> state, for those of `ids` that exist."""
+    rows = session.execute(select(OutboxRow.id, OutboxRow.state).where(OutboxRow.id.in_(list(ids))))
+    return {int(row_id): str(state) for row_id, state in rows}
 
 
 def row_as_dict(row: OutboxRow) -> dict[str, Any]:
@@ -263,3 +333,18 @@ def row_as_dict(row: OutboxRow) -> dict[str, Any]:
         "error": row.last_error,
         "sent": iso(row.sent),
     }
+
+
+def unreported_failures(session: Session, finished_after: datetime, finished_before: datetime,
+                        limit: int = 100) -> list[ClaimedJob]:
+    """FAILED jobs of routes that report failures, with destinations, and no outbox row at all:
+    their failure SR was lost (the process died between the FAILED commit and the SR)."""
+    has_row = select(OutboxRow.id).where(OutboxRow.job_id == Job.id).exists()
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.state == JobState.FAILED, Job.report_failure.is_(True), ~has_row,
+               Job.finished > finished_after, Job.finished <= finished_before)
+        .order_by(Job.id)
+        .limit(limit)
+    )
+    return [claimed(job, "") for job in jobs if job.destinations]

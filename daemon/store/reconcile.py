@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.store.header import InvalidInstance, read_header
 from daemon.store.models import Instance
-from daemon.store.recorder import InstanceRecord, Recorder
+from daemon.store.recorder import InstanceRecord, Outcome, Recorder
 from daemon.store.spool import Spool, fsync_dir
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,12 @@ def _adopt(
             log.warning("removing misplaced unrecorded spool file %s", relative)
             os.unlink(path)
             continue
-        recorder.record(
+        outcome = recorder.record(
             InstanceRecord.from_header(header, relative, path.stat().st_size, calling_ae="")
         )
+        if outcome is Outcome.DUPLICATE:  # its instance is recorded under another file
+            log.warning("removing unrecorded spool file %s: its instance is stored in another file", relative)
+            os.unlink(path)
+            continue
         adopted += 1
     return adopted

@@ -50,6 +50,7 @@ from sqlalchemy.pool import StaticPool
 
 from daemon.store.header import Header
 from daemon.store.models import Instance, Study, StudyState
+from daemon.store.telemetry import count_rejection
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,24 @@ class Recorder:
                 select(Instance.path).where(Instance.sop_instance_uid == sop_instance_uid)
             )
             return None if found is None else str(found)
+
+    def count_conflicting_duplicate(self, sop_instance_uid: str) -> None:
+        """One more copy refused of `sop_instance_uid` with other content than the stored
+        one, counted on the stored one's study (`nadir study ls`); a failure is logged."""
+        owner = select(Instance.study_id).where(Instance.sop_instance_uid == sop_instance_uid).scalar_subquery()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(Study).where(Study.id == owner)
+                    .values(conflicting_duplicates=Study.conflicting_duplicates + 1)
+                )
+        except Exception as exc:  # noqa: BLE001 - a count, never a reason to fail the answer
+            log.warning("could not count the refused copy of instance %s: %s", sop_instance_uid, exc)
+
+    def count_rejection(self, calling_ae: str, status: int) -> None:
+        """One more instance refused with `status` to `calling_ae` (daemon.store.telemetry);
+        a failure is logged."""
+        count_rejection(self._engine, calling_ae, status, self._clock())
 
     # -- group commit -------------------------------------------------------------------
     def _await_turn(self, item: _Pending, deadline: float) -> list[_Pending] | None:

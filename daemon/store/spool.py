@@ -8,25 +8,30 @@ directory is fsync'd. After a crash, `tmp/` holds at most incomplete files, whic
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from daemon.store.header import valid_uid
+
 TMP_DIR = "tmp"
 SUFFIX = ".dcm"
-_SAFE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
 
 
 def path_component(uid: str) -> str:
-    """A UID as a file name: itself when it is safe, else a digest of it."""
-    if _SAFE.match(uid):
+    """A UID as a file name: itself when it is a valid UID (PS3.5 9.1: digits and dots,
+    never `tmp`, `.` or `..`), else `x` and the whole SHA-256 of it. The two kinds
+    cannot collide (a UID never starts with `x`), nor two digests in practice. The
+    receiver refuses invalid UIDs before this; the digest keeps any other caller safe."""
+    if valid_uid(uid):
         return uid
-    return "x" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    return "x" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def fsync_dir(path: Path) -> None:
@@ -54,6 +59,8 @@ class Spool:
         self.root = root
         self.tmp = root / TMP_DIR
         self._known_dirs: set[Path] = set()
+        self._claims: set[str] = set()
+        self._claims_lock = threading.Lock()
 
     def prepare(self) -> int:
         """Create the spool and remove leftovers of interrupted writes; return their count."""
@@ -106,6 +113,37 @@ class Spool:
             os.replace(temp, final)
         fsync_dir(final.parent)
         return size
+
+    def commit_new(self, temp: Path, relative: str) -> int:
+        """Like `commit_file`, but never over a file already there (FileExistsError):
+        a hard link is the atomic rename that does not replace. Returns the size."""
+        size = fsync_file(temp)
+        final = self.root / relative
+        self._ensure_dir(final.parent)
+        try:
+            os.link(temp, final)
+        except FileNotFoundError:  # the directory was removed meanwhile (retention)
+            self._known_dirs.discard(final.parent)
+            self._ensure_dir(final.parent)
+            os.link(temp, final)
+        os.unlink(temp)
+        fsync_dir(final.parent)
+        return size
+
+    @contextlib.contextmanager
+    def claim(self, relative: str) -> Iterator[str]:
+        """A path for a new file of this process: `relative` when no file is there and no
+        other thread holds it, else a free name beside it (`<name>.<random>.dcm`), so
+        that two copies of one instance never write over each other."""
+        with self._claims_lock:
+            if relative in self._claims or os.path.lexists(self.root / relative):
+                relative = relative.removesuffix(SUFFIX) + f".{uuid.uuid4().hex[:12]}{SUFFIX}"
+            self._claims.add(relative)
+        try:
+            yield relative
+        finally:
+            with self._claims_lock:
+                self._claims.discard(relative)
 
     def write_bytes(self, relative: str, data: bytes) -> Path:
         """Write `data` atomically and durably under `relative`."""

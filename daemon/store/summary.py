@@ -50,6 +50,11 @@ def attributes(ds: Dataset) -> dict[str, Values]:
             out[elem.keyword] = tuple(str(v) for v in value)
         else:
             out[elem.keyword] = (str(value),)
+    # PET: the radiopharmaceutical is inside a sequence; routing reads its name as a top-level
+    # keyword (e.g. FDG for the whole-body route)
+    seq = ds.get("RadiopharmaceuticalInformationSequence")
+    if seq and seq[0].get("Radiopharmaceutical"):
+        out.setdefault("Radiopharmaceutical", (str(seq[0].Radiopharmaceutical),))
     return out
 
 

@@ -29,9 +29,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from daemon import resources
+
 log = logging.getLogger(__name__)
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "ohif"
+DEPLOY_DIR = resources.OHIF_DIR
 DEFAULT_DIST = DEPLOY_DIR / "viewer" / "dist"
 DEFAULT_APP_CONFIG = DEPLOY_DIR / "app-config.js"
 PROXIED = ("/dicom-web", "/wado")

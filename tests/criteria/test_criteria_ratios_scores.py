@@ -48,7 +48,17 @@ def test_amino_pet_branches(rules: RuleSet) -> None:
     edge = amino_pet.cicone(a, "FDOPA", "BM", 1.595, 1.0)
     assert edge.flags == ("at_threshold",) and edge.category == "progression_favoured"
     only_ttp = amino_pet.galldiks(a, "FET", "GLIOMA", None, 30)
-    assert only_ttp.lists["triggered_by"] == ("ttp_lt_45",)
+    assert only_ttp.category == "not_evaluable" and only_ttp.lists["missing"] == ("tbr_mean",)
+    # the known defect: a static FET scan (no time to peak) was classified by TBR alone while quoting
+    # the combined rule's 93 % / 100 %
+    static = amino_pet.galldiks(a, "FET", "GLIOMA", 2.4, None)
+    assert static.category == "not_evaluable" and not static.evaluable
+    assert "ttp_min missing: not evaluable for this rule" in static.reasons[0]
+    assert amino_pet.galldiks(a, "FET", "GLIOMA", None, None).category == "not_computable"
+    # a site that sets requires_all_inputs: false gets the conditions it can evaluate
+    lax_cut = a.cutoffs["fet_galldiks"].model_copy(update={"requires_all_inputs": False})
+    lax = a.model_copy(update={"cutoffs": a.cutoffs | {"fet_galldiks": lax_cut}})
+    assert amino_pet.galldiks(lax, "FET", "GLIOMA", None, 30).lists["triggered_by"] == ("ttp_lt_45",)
     wm = amino_pet.horky(a, "FDG", "BM", 6.0, 8.0, 7.8, 8.0, reference="white_matter")
     assert wm.details["cutoff"] == "fdg_dual_phase_horky_wm" and wm.category == "recurrence_favoured"
     assert amino_pet.horky(a, "FDG", "BM", 6.0, 0.0, 7.8, 8.0).category == "not_computable"

@@ -14,6 +14,8 @@ import pydicom
 import pytest
 
 from daemon.cli import main
+from daemon.demo.peers import free_port, stop_process, wait_until
+from daemon.demo.truth import truth_dir, truth_file
 from daemon.imaging.loader import scan
 from daemon.imaging.nifti import nifti_to_array
 from daemon.imaging.series import load_volume
@@ -28,12 +30,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _truth(folder: Path) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((folder / "truth.json").read_text())
+    doc: dict[str, Any] = json.loads(truth_file(folder).read_text())
     return doc
 
 
 def test_layout_and_headers(demo: Path) -> None:
-    assert sorted(p.name for p in demo.iterdir()) == ["ct-abdomen-t2", "mr-brain-t0", "mr-brain-t1", "pet-brain-t2", "pet-ct-t2"]
+    studies = ["ct-abdomen-t2", "mr-brain-t0", "mr-brain-t1", "pet-brain-t2", "pet-ct-t2"]
+    assert sorted(p.name for p in demo.iterdir()) == sorted(studies + [s + ".truth" for s in studies])
+    for study in studies:
+        # the study folder holds DICOM files only (storescu +sd +r sends it as written); its
+        # truth and masks are beside it
+        files = sorted((demo / study).iterdir())
+        assert files and all(p.suffix == ".dcm" and _is_dicom(p) for p in files), study
+        assert truth_file(demo / study).is_file() and truth_dir(demo / study) == demo / f"{study}.truth"
     ds = pydicom.dcmread(next((demo / "mr-brain-t0").glob("*.dcm")))
     assert "SYNTHETIC" in ds.SeriesDescription and "SYNTHETIC" in ds.StudyDescription
     assert ds.MRAcquisitionType == "3D" and ds.ContrastBolusAgent and ds.PatientName == "DEMO^PHANTOM"
@@ -59,7 +68,7 @@ def test_truth_matches_masks_and_volumes(demo: Path, study: str) -> None:
     for s in truth["series"]:
         vol = load_volume(found[s["series_instance_uid"]]).volume
         np.testing.assert_allclose(vol.affine, np.array(s["affine_kji_to_lps"]), atol=1e-4)
-        labels, aff = nifti_to_array(nib.load(str(folder / s["mask"])))
+        labels, aff = nifti_to_array(nib.load(str(truth_dir(folder) / s["mask"])))
         np.testing.assert_allclose(aff, vol.affine, atol=1e-4)
         assert labels.shape == vol.shape
         for les in s["lesions"]:
@@ -72,6 +81,36 @@ def test_truth_matches_masks_and_volumes(demo: Path, study: str) -> None:
             suv = vol.array * np.float32(s["bqml_to_suvbw"])
             for les in s["lesions"]:
                 assert float(suv[labels == les["label"]].max()) == pytest.approx(les["stats"]["suv_max"], rel=1e-5)
+
+
+def _is_dicom(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(132)[128:] == b"DICM"
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None or shutil.which("storescp") is None,
+                    reason="dcmtk's storescu/storescp are not installed")
+def test_readme_storescu_sends_a_demo_study_as_written(demo: Path, tmp_path: Path) -> None:
+    """The README's `storescu +sd +r STUDY_DIR/` sends every file of a demo study (dcmtk
+    stops at the first non-DICOM file: a mask inside the folder stopped it)."""
+    study = demo / "pet-ct-t2"  # two series, PET and CT
+    received = tmp_path / "received"
+    received.mkdir()
+    port = free_port()
+    scp = subprocess.Popen(["storescp", "-aet", "NADIR", "-od", str(received), "--fork", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until("storescp to listen",
+                   lambda: subprocess.run(["echoscu", "-aec", "NADIR", "127.0.0.1", str(port)],
+                                          capture_output=True, timeout=10).returncode == 0, 20)
+        run = subprocess.run(["storescu", "-aec", "NADIR", "+sd", "+r", "127.0.0.1", str(port), f"{study}/"],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+        sent = len(list(study.iterdir()))
+        wait_until("every instance stored", lambda: len(list(received.iterdir())) >= sent, 30)
+        assert len(list(received.iterdir())) == sent
+    finally:
+        stop_process(scp, 5)
 
 
 def test_same_seed_same_uids(demo: Path, tmp_path: Path) -> None:

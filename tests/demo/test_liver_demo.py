@@ -16,6 +16,7 @@ from scipy import ndimage
 from daemon.cli import main
 from daemon.criteria.params import ChunParams
 from daemon.criteria.rules import RULES_DIR, load_model
+from daemon.demo.truth import truth_dir, truth_file
 from daemon.findings import Lesion, LesionKind, Timepoint
 from daemon.imaging.loader import scan
 from daemon.imaging.nifti import nifti_to_array
@@ -37,11 +38,11 @@ def liver_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _load(folder: Path) -> tuple[dict[str, Any], Volume, np.ndarray, np.ndarray]:
-    truth: dict[str, Any] = json.loads((folder / "truth.json").read_text())
+    truth: dict[str, Any] = json.loads(truth_file(folder).read_text())
     s = truth["series"][0]
     vol = load_volume(scan(folder).series[s["series_instance_uid"]]).volume
-    labels, _ = nifti_to_array(nib.load(str(folder / s["mask"])))
-    liver, _ = nifti_to_array(nib.load(str(folder / s["organs"]["liver"])))
+    labels, _ = nifti_to_array(nib.load(str(truth_dir(folder) / s["mask"])))
+    liver, _ = nifti_to_array(nib.load(str(truth_dir(folder) / s["organs"]["liver"])))
     return truth, vol, np.asarray(labels), np.asarray(liver) > 0
 
 
@@ -109,13 +110,14 @@ def test_designed_groups_are_proposed_despite_a_voxel_of_segmentation_error(live
 
 
 def test_truth_documents_the_design(liver_demo: Path) -> None:
-    t0 = json.loads((liver_demo / "ct-abdomen-t0" / "truth.json").read_text())
-    t2 = json.loads((liver_demo / "ct-abdomen-t2" / "truth.json").read_text())
+    t0 = json.loads(truth_file(liver_demo / "ct-abdomen-t0").read_text())
+    t2 = json.loads(truth_file(liver_demo / "ct-abdomen-t2").read_text())
     assert t0["expected"] == {"RECIST1.1": "BASELINE", "CHUN": "BASELINE"} and t0["expected_per_lesion"] == {}
     assert set(t2["expected"]) == {"RECIST1.1", "CHUN"} and set(t2["expected_per_lesion"]["CHUN"]) == {"H1", "H2"}
     assert "H3" in t0["absent_lesions"] and "H3" not in t2["absent_lesions"]
     groups = {les["lesion_id"]: les.get("chun_group") for les in t0["series"][0]["lesions"]}
     assert groups == {"H1": 3, "H2": 3, "N1": None, "N2": None}
-    liver, _ = nifti_to_array(nib.load(str(liver_demo / "ct-abdomen-t0" / t0["series"][0]["organs"]["liver"])))
-    labels, _ = nifti_to_array(nib.load(str(liver_demo / "ct-abdomen-t0" / t0["series"][0]["mask"])))
+    t0_truth = truth_dir(liver_demo / "ct-abdomen-t0")
+    liver, _ = nifti_to_array(nib.load(str(t0_truth / t0["series"][0]["organs"]["liver"])))
+    labels, _ = nifti_to_array(nib.load(str(t0_truth / t0["series"][0]["mask"])))
     assert liver.any() and not (np.asarray(liver > 0) & (np.asarray(labels) > 0)).any()  # parenchyma only

@@ -46,3 +46,22 @@ def test_statuses_and_series_numbers() -> None:
         assert f"| {number} (" in DOC
     n = NodeSettings()
     assert f"default {n.max_associations})" in DOC and "4 194 304" in DOC and n.max_pdu_length == 4_194_304
+
+
+def test_readme_lists_the_series_that_arrive() -> None:
+    """README's "What a radiologist sees" names every series a study gets back, with the
+    number and description the objects carry (the QA report's too), and counts them."""
+    from daemon.pipelines import qa_report
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## What a radiologist sees", 1)[1].split("\n## ", 1)[0]
+    listed = dict(re.findall(r"^- \*\*(\d+) ([^*]+)\*\*", section, re.M))
+    r = ReportSettings()
+    arrive = {r.sr_series_number: r.sr_series_description, r.seg_series_number: r.seg_series_description,
+              r.sc_series_number: r.sc_series_description, r.ko_series_number: r.ko_series_description,
+              qa_report.SERIES_NUMBER: "Nadir study QA report"}
+    assert {str(n): d for n, d in arrive.items()}.items() <= listed.items(), listed
+    words = {4: "four", 5: "five", 6: "six", 7: "seven"}
+    assert f"{words[len(listed)]} new series" in section
+    source = (REPO / "daemon" / "pipelines" / "qa_report.py").read_text(encoding="utf-8")
+    assert 'series_description="Nadir study QA report"' in source

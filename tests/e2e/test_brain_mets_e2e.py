@@ -39,6 +39,7 @@ from daemon.demo.response_patient import (
     write_timepoints,
 )
 from daemon.demo.run import StudyResult, process
+from daemon.demo.truth import truth_file
 from daemon.measure.geometry import axial_axes
 from daemon.report.readback import read_report
 from daemon.volume import SliceRef, Volume
@@ -114,7 +115,7 @@ def _sr(pacs: Orthanc, study_uid: str) -> Any:
 def _matched(run: Run, study: DemoStudy) -> dict[str, tuple[str, float, float]]:
     """truth lesion -> (tracking UID, measured long axis, true long axis), by position."""
     back = read_report(_sr(run.pacs, study.study_instance_uid), _geometry(study))
-    truth = json.loads((study.folder / "truth.json").read_text())["lesions"]
+    truth = json.loads(truth_file(study.folder).read_text())["lesions"]
     out = {}
     for t in truth:
         best = None
@@ -146,7 +147,7 @@ def _true_mask_long_axes(study: DemoStudy) -> dict[str, float]:
     t = TIMEPOINTS.index(study.name)
     lesions = [tpl.scaled(scales[t]) for tpl, scales in SCRIPT.values()]
     ph = brain_mr_phantom(GRIDS["small"], lesions, POSES[t])  # the mask depends on the geometry only, not the noise seed
-    truth = {les["lesion_id"]: les for les in json.loads((study.folder / "truth.json").read_text())["lesions"]}
+    truth = {les["lesion_id"]: les for les in json.loads(truth_file(study.folder).read_text())["lesions"]}
     grid = _volume(ph.image, ph.truth.affine)
     out = {}
     for les in ph.truth.lesions:

@@ -5,10 +5,10 @@ CT at a baseline, a response and a progression, one metastasis going from Chun g
 to group 1) goes through the liver route with the demo liver model. Each timepoint's SR,
 SEG, key images and KOS must land in the PACS with the designed RECIST 1.1 and Chun
 categories (truth.json "expected", which tests/demo checks against the engines on the
-true masks), long axes within 1.5 mm of the truth for lesions of 10 mm or more, and the
-same tracking UIDs across the three visits. Then bad input: a CT without contrast, a
-10 mm reformat and a series whose field of view misses the liver each get a valid SR
-that says why ("No suitable series"), and the other studies are untouched.
+true masks), the long axes (nodes: the short axes) of lesions of 10 mm or more within
+TOLERANCE_MM of the truth, and the same tracking UIDs across the three visits. Then bad input: a CT
+without contrast, a 10 mm reformat and a series whose field of view misses the liver each get
+a valid SR that says why ("No suitable series"), and the other studies are untouched.
 """
 
 from __future__ import annotations
@@ -33,12 +33,16 @@ from daemon.demo.peers import ORTHANC, NadirNode, Orthanc
 from daemon.demo.phantom import Pose, liver_ct_phantom
 from daemon.demo.response_patient import DemoStudy
 from daemon.demo.run import StudyResult, liver_timepoints, process
+from daemon.demo.truth import truth_file
 from daemon.report.readback import read_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 SR, SEG, SC, KO = 9001, 9002, 9003, 9004
-TOLERANCE_MM = 4.5  # issue 15 asks 1.5 mm; the demo model reaches it on 11 of 13 full-size axes, not on this grid (see models/demo-liver-mets)
+# Issue 15 asks 1.5 mm; not reached here (3 of 7 long axes, the largest error 4.1 mm). On this
+# grid's 2.8 mm pixels measuring the true mask alone is up to 1.3 mm off, and the demo model
+# under-segments large Chun group 3 metastases by 2-3 mm (models/README.md, the demo liver model).
+TOLERANCE_MM = 4.5
 MEASURED_FROM_MM = 10.0
 
 
@@ -111,7 +115,7 @@ def _geometry(study: DemoStudy) -> dict[str, Any]:
 
 
 def _truth(study: DemoStudy) -> list[dict[str, Any]]:
-    doc = json.loads((study.folder / "truth.json").read_text())
+    doc = json.loads(truth_file(study.folder).read_text())
     return [les for series in doc["series"] for les in series["lesions"]]
 
 
@@ -161,7 +165,7 @@ def _by_truth(run: Run, study: DemoStudy) -> dict[str, Any]:
 def test_chun_proposed_groups_and_responses_as_designed(run: Run) -> None:
     for s in run.studies:
         summary = run.results[s.name].summary
-        doc = json.loads((s.folder / "truth.json").read_text())
+        doc = json.loads(truth_file(s.folder).read_text())
         chun = [v for k, v in summary.assessments.items() if k.lower().startswith("chun")]
         expected = dict(s.also_expected)["CHUN"]
         if expected == "BASELINE":
@@ -181,17 +185,22 @@ def test_chun_proposed_groups_and_responses_as_designed(run: Run) -> None:
                 assert codes[les.tracking_uid].get("CHUNRESP") == want.upper(), f"{s.name} {truth['lesion_id']}"
 
 
-def test_long_axes_within_tolerance_and_tracking_stable(run: Run) -> None:
+def test_axes_within_tolerance_and_tracking_stable(run: Run) -> None:
+    """What RECIST 1.1 measures, against the phantom's analytic truth (in the axial plane through
+    the centre): a metastasis's long axis, a node's short axis, for those of 10 mm or more."""
     uids: dict[str, set[str]] = {}
     for s in run.studies:
         found = _by_truth(run, s)
         for truth in _truth(s):
-            true_mm = float(truth["longest_axial_diameter_mm"])
-            if truth.get("kind") == "node" or true_mm < MEASURED_FROM_MM:
-                continue  # nodes are measured by their short axis, which the truth does not give
+            node = truth.get("kind") == "node"
+            true_mm = float(truth["perpendicular_diameter_mm" if node else "longest_axial_diameter_mm"])
+            if true_mm < MEASURED_FROM_MM:
+                continue
             les = found.get(truth["lesion_id"])
             assert les is not None, f"{s.name}: lesion {truth['lesion_id']} ({true_mm:.1f} mm) not in the SR"
-            measured = les.measurements.long_axis.length_mm
+            calliper = les.measurements.short_axis if node else les.measurements.long_axis
+            assert calliper is not None, f"{s.name} {truth['lesion_id']}: no calliper"
+            measured = calliper.length_mm
             assert abs(measured - true_mm) <= TOLERANCE_MM, f"{s.name} {truth['lesion_id']}: {measured:.2f} vs {true_mm:.2f}"
             uids.setdefault(truth["lesion_id"], set()).add(les.tracking_uid)
     assert uids and all(len(u) == 1 for u in uids.values()), f"tracking UIDs changed: {uids}"

@@ -1,5 +1,6 @@
 """Pipelines used only by the tests (importable by the daemon's worker processes
-through PYTHONPATH=tests: `jobs.extra_pipelines:slow`): a slow QA report, and one with many outputs."""
+through PYTHONPATH=tests: `jobs.extra_pipelines:slow`): a slow QA report, one with many outputs,
+and one that always fails at job time."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from pydicom.dataset import Dataset
 
 from daemon.pipelines import qa_report
-from daemon.pipelines.base import PipelineInput
+from daemon.pipelines.base import PipelineError, PipelineInput
 
 
 def slow(inp: PipelineInput) -> list[Dataset]:
@@ -29,3 +30,8 @@ def many(inp: PipelineInput) -> list[Dataset]:
         ds.InstanceNumber = i + 1
         out.append(ds)
     return out
+
+
+def failing(inp: PipelineInput) -> list[Dataset]:
+    """Fails every time, as a route whose model cannot be loaded when its job runs."""
+    raise PipelineError(f"model {inp.parameters.get('model', 'site-model')!r} cannot be loaded: file is truncated")

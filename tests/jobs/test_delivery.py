@@ -79,7 +79,7 @@ def run_qa_report_and_reload(tmp_path: Path, pacs: Orthanc, url: str | None) -> 
         explained = node.cli("explain", uid)
         assert explained.returncode == 0, explained.stderr
         assert "runs 1 route(s): qa-report" in explained.stdout and "sent by MODALITY" in explained.stdout
-        jobs = node.cli_json("jobs")
+        jobs = node.cli_json("job", "ls")
         assert [(j["route"], j["state"], j["study_instance_uid"]) for j in jobs] == [("qa-report", "DONE", uid)]
         # an invalid file at reload is refused; the old rules stay in force
         rules.write_text(rules.read_text().replace("pipeline: qa_report", "pipeline: qa_report\n    colour: blue"))
@@ -100,7 +100,7 @@ def test_invalid_rules_at_start_exit_nonzero(tmp_path: Path) -> None:
     node = NadirNode(tmp_path / "nadir", free_port(), rules_file=bad)
     out = node.cli("serve")
     assert out.returncode == 2
-    assert f"{bad}:5: routes.0.destinations.0: unknown destination 'nowhere'" in out.stderr
+    assert f"{bad}:5: route 'x': destinations.0: unknown destination 'nowhere'" in out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -110,13 +110,13 @@ def test_pacs_down_then_up_and_dead_letter(tmp_path: Path) -> None:
     try:
         send_study(tmp_path, node)
         wait_until("a dead letter", lambda: "DEAD" in outbox_states(node), 40)
-        rows = node.cli_json("outbox")
+        rows = node.cli_json("outbox", "ls")
         assert len(rows) == 1 and rows[0]["dead_letter"] is True and rows[0]["attempts"] >= 2
         assert "dead letter after" in rows[0]["error"] and "association" in rows[0]["error"]
         assert "is a dead letter" in node.log_text()
-        # the PACS comes back; `nadir resend` puts the dead letter back, it arrives once
+        # the PACS comes back; `nadir outbox resend` puts the dead letter back, it arrives once
         pacs.start()
-        out = node.cli("resend")
+        out = node.cli("outbox", "resend")
         assert out.returncode == 0 and "1 dead letter(s)" in out.stdout
         wait_until("the SR in Orthanc", lambda: sr_in_orthanc(pacs, 1), 30)
         wait_until("the row SENT", lambda: outbox_states(node) == ["SENT"], 10)
@@ -127,7 +127,7 @@ def test_pacs_down_then_up_and_dead_letter(tmp_path: Path) -> None:
         node.start()
         pacs.stop()
         send_study(tmp_path, node, "second")
-        wait_until("a failed attempt", lambda: [r for r in node.cli_json("outbox") if r["state"] == "PENDING" and r["attempts"] >= 1], 30)
+        wait_until("a failed attempt", lambda: [r for r in node.cli_json("outbox", "ls") if r["state"] == "PENDING" and r["attempts"] >= 1], 30)
         pacs.start()
         wait_until("both SRs in Orthanc", lambda: sr_in_orthanc(pacs, 2), 30)
         assert_each_once(pacs, node, images=0)

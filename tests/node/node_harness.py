@@ -162,6 +162,7 @@ class Node:
             NADIR_STORE__MIN_FREE_BYTES=str(self.min_free_bytes),
             NADIR_ASSEMBLY__SETTLE_SECONDS=str(self.settle_seconds),
             NADIR_ASSEMBLY__SWEEP_INTERVAL_SECONDS="0.2",
+            NADIR_WEB__ENABLED="false",  # the console has its own tests (tests/web)
         )
         if self.database_url:
             env["NADIR_STORE__DATABASE_URL"] = self.database_url
@@ -215,7 +216,7 @@ class Node:
         import json
 
         out = subprocess.run(
-            [PYTHON, "-m", "daemon.cli", "ls", "--json"], cwd=REPO_ROOT, env=self.env(),
+            [PYTHON, "-m", "daemon.cli", "study", "ls", "--json"], cwd=REPO_ROOT, env=self.env(),
             capture_output=True, check=True,
         )
         result: list[dict[str, object]] = json.loads(out.stdout)
@@ -286,15 +287,19 @@ def kill_trial(node: Node, files: Sequence[Path], kill_after_s: float) -> tuple[
     acknowledged in this trial and the problems found (for every instance acknowledged:
     recorded, in the spool, its dataset byte-identical; the database and the spool
     agree; tmp/ is empty)."""
-    sender = subprocess.Popen(
-        ["storescu", "-v", "-aec", node.ae_title, "127.0.0.1", str(node.port), *map(str, files)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={"TCP_NODELAY": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
-    time.sleep(kill_after_s)
-    node.kill9()
-    output, _ = sender.communicate(timeout=120)
-    acked = acked_files(output)
+    # storescu's -v output goes to a file: a pipe nobody reads while it sends fills up
+    # (64 KiB, ~268 files) and blocks storescu, so every trial killed the node at the same point
+    out_path = node.data_dir.parent / f"{node.data_dir.name}-storescu.log"
+    with open(out_path, "w") as out:
+        sender = subprocess.Popen(
+            ["storescu", "-v", "-aec", node.ae_title, "127.0.0.1", str(node.port), *map(str, files)],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={"TCP_NODELAY": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )
+        time.sleep(kill_after_s)
+        node.kill9()
+        sender.wait(timeout=120)
+    acked = acked_files(out_path.read_text(errors="replace"))
     node.start()
     problems = []
     recorded = recorded_paths(node)

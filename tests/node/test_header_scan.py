@@ -172,3 +172,19 @@ def test_missing_uid_and_garbage_keep_their_verdicts(tmp_path: Path) -> None:
     assert _by_scan(junk) is None
     with pytest.raises(UnreadableInstance):
         read_header(junk)
+
+
+def test_a_value_with_control_characters_is_refused_nul_padding_is_not(tmp_path: Path) -> None:
+    """A length mutation made Modality swallow the next elements' bytes, NULs included:
+    SQLite stored it, PostgreSQL refused the row (0xA701, retried for ever by the sender).
+    It is not a CS value: refused as the dataset cannot be understood."""
+    ds = _dataset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pydicom warns of the invalid value we want written
+        ds.Modality = "CT\x00\x08\x00P"
+    path = _write(ds, ExplicitVRLittleEndian, tmp_path / "swallowed.dcm")
+    with pytest.raises(InvalidInstance, match="Modality holds control characters"):
+        read_header(path)
+    padded = _dataset()
+    padded.PatientID = "P1\x00"  # NUL padding, as some old modalities write it
+    assert read_header(_write(padded, ExplicitVRLittleEndian, tmp_path / "padded.dcm")).patient_id == "P1"

@@ -6,7 +6,6 @@ tests/report/output/ (git-ignored) so a person can open them in a viewer.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -77,7 +76,8 @@ def write(objs: ReportObjects, folder: Path) -> list[Path]:
 
 
 def build_phantom() -> Phantom:
-    shutil.rmtree(OUTPUT, ignore_errors=True)
+    # files are overwritten, never the folder emptied: test files run in parallel (xdist) write here
+    OUTPUT.mkdir(parents=True, exist_ok=True)
     settings = ReportSettings()
     base = make_study((LesionSpec((6, 40, 35), 8.0), LesionSpec((5, 60, 62), 5.0, "right parietal")), date(2026, 1, 12))
     first = base.timepoint.study_instance_uid

@@ -31,7 +31,7 @@ CHUN_KEYS = ("hu_mean", "hu_sd", "lesion_to_liver_hu", "interface_hu_per_mm", "r
 
 @pytest.fixture(scope="module")
 def liver(phantom: Phantom) -> Iterator[Liver]:
-    yield build_liver()  # after the brain phantom: it empties tests/report/output first
+    yield build_liver()
 
 
 def _groups(sr: Dataset) -> list[Dataset]:

@@ -7,6 +7,7 @@ import io
 import shutil
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 import pydicom
 from PIL import Image
@@ -201,6 +202,18 @@ def test_seg_one_segment_per_lesion_empty_frames_omitted(phantom: Phantom) -> No
     frames = [i for i, f in enumerate(seg.PerFrameFunctionalGroupsSequence)
               if int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == 1]
     assert int(seg.pixel_array[frames].sum()) == int((phantom.followup.mask.labels == 1).sum())
+
+
+def test_seg_segments_carry_distinct_display_colours(phantom: Phantom) -> None:
+    """Recommended Display CIELab Value on every segment (OHIF warns without it), distinct
+    within the SEG, the first the key images' contour red."""
+    seg = roundtrip(phantom.followup_report.seg)  # type: ignore[arg-type]
+    values = [tuple(int(v) for v in s.RecommendedDisplayCIELabValue) for s in seg.SegmentSequence]
+    assert len(values) == len(seg.SegmentSequence) == 2
+    assert all(len(v) == 3 and all(0 <= c <= 0xFFFF for c in v) for v in values)
+    assert len(set(values)) == len(values)
+    rgb = [hd.color.CIELabColor.from_dicom_value(v).to_rgb() for v in values]
+    assert all(abs(a - b) <= 1 for a, b in zip(rgb[0], (255, 64, 64), strict=True)), rgb
 
 
 def test_key_images_kos_and_pngs(phantom: Phantom) -> None:

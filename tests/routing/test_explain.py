@@ -3,6 +3,7 @@ matches partly, and one that matches nothing; an invalid routing file is an erro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,22 @@ def test_invalid_rules_file(env: Path, capsys: pytest.CaptureFixture[str]) -> No
     rc, text = explain(env, capsys)
     assert rc == 2
     assert "routing.yaml:14:" in text and "unknown key" in text
+
+
+def test_json(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    st = generate_uid()
+    write_study(env / "mr3", [make_series(st, modality="MR", description="T1 MPRAGE GD", positions=[0, 1])])
+    assert main(["explain", str(env / "mr3"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (study,) = out["studies"]
+    assert out["routes"] == 2 and study["study_instance_uid"] == st and study["runs"] == ["brain-mets"]
+    brain, ct = study["results"]
+    assert (brain["route"], brain["outcome"], ct["outcome"]) == ("brain-mets", "run", "no match")
+    modality, series = brain["match"]["children"]
+    assert (modality["keyword"], modality["values"], modality["matched"]) == ("Modality", ["MR"], True)
+    assert series["children"][0]["values"] == ["T1 MPRAGE GD"]
+
+
+def test_a_missing_folder_is_one_line(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, text = explain(env / "nowhere", capsys)
+    assert rc == 2 and text == f"nadir explain: {env / 'nowhere'}: no such folder (and not a Study Instance UID)\n"

@@ -101,15 +101,26 @@ async function checkSr(page, tp, shot) {
     return out;
   }
   out.loaded = true;
-  for (let k = 0; k < tp.measurements; k += 1) {
+  // every measurement in turn, or the first `forward` then the last `back` (the left arrow from
+  // the first goes round to the last): a long SR's last groups without stepping through all
+  const forward = tp.forward ?? tp.measurements;
+  for (let k = 0; k < forward; k += 1) {
     const file = `${tp.label}-2-sr-${k + 1}.png`;
     await page.screenshot({ path: path.join(spec.out_dir, file) });
     out.states.push({ overlay: s.overlay, viewport: s.viewport, labels: s.labels, screenshot: shot(file) });
-    if (k + 1 < tp.measurements) {
+    if (k + 1 < forward) {
       await (await next()).click();
       const moved = await settledLabels(page, 15000, s);
       s = moved.ok ? moved : await state(page);
     }
+  }
+  for (let k = 0; k < (tp.back ?? 0); k += 1) {
+    await arrows.first().click();
+    const moved = await settledLabels(page, 15000, s);
+    s = moved.ok ? moved : await state(page);
+    const file = `${tp.label}-2-sr-back-${k + 1}.png`;
+    await page.screenshot({ path: path.join(spec.out_dir, file) });
+    out.states.push({ overlay: s.overlay, viewport: s.viewport, labels: s.labels, screenshot: shot(file), back: k + 1 });
   }
   return out;
 }

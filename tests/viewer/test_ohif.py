@@ -4,7 +4,11 @@ The SYNTHETIC demo patients of `make demo` (daemon/demo/response_patient.py: bas
 then lesions shrink, then grow; and the liver patient of daemon/demo/patient.py, whose
 last follow-up is checked) go through the real routes: dcmtk storescu sends each
 study to Orthanc (the PACS, with its DICOMweb plugin) and to a real `nadir serve`, which
-sends its SR, SEG, key images and KOS back to the PACS (daemon/demo/peers.py, run.py).
+sends its SR, SEG, key images and KOS back to the PACS (daemon/demo/peers.py, run.py);
+and the whole-body FDG PET/CT patient (daemon/demo/wholebody.py, coarse grids), whose
+follow-up SR also holds study-level groups (TMTV, body composition) anchored on POINTs: for
+it, the first lesion and the last two groups are checked (the left arrow goes round to them),
+which keeps the added browser time small.
 Then one browser session (Debian chromium driven by playwright-core,
 tests/viewer/ohif_check.js) opens each study in the OHIF build served by
 daemon/web/ohif.py. For each timepoint: the study list shows our series; loading the SR
@@ -35,6 +39,7 @@ from pydicom.dataset import Dataset
 from daemon.demo.peers import DICOMWEB_PLUGIN, ORTHANC, NadirNode, Orthanc
 from daemon.demo.response_patient import DemoStudy, write_timepoints
 from daemon.demo.run import liver_timepoints, process
+from daemon.demo.wholebody_studies import pet_ct_timepoints
 from daemon.web.ohif import DEFAULT_DIST, DEPLOY_DIR, start_viewer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -69,6 +74,8 @@ class Timepoint:
     sr: Dataset
     seg: Dataset
     series_descriptions: tuple[str, ...]  # every series of the study in the PACS
+    forward: int | None = None  # SR measurements checked in turn from the first (None: all)
+    back: int = 0  # then the last `back` ones, stepping backwards
 
 
 def _from_pacs(pacs: Orthanc, study_uid: str, number: int) -> Dataset:
@@ -147,18 +154,20 @@ def _spec(tps: list[Timepoint], url: str) -> dict[str, Any]:
             "segments": [str(s.SegmentLabel) for s in tp.seg.SegmentSequence],
             "measurements": len({_text_of(g, "112040") for g in _groups(tp.sr)}),
             "min_series": len(tp.series_descriptions),
+            "forward": tp.forward,
+            "back": tp.back,
         })
     return {"viewer_url": url, "out_dir": str(OUTPUT), "node_modules": str(NODE_MODULES),
             "chromium": str(CHROMIUM), "timepoints": items}
 
 
-def _observed(pacs: Orthanc, study: DemoStudy) -> Timepoint:
+def _observed(pacs: Orthanc, study: DemoStudy, forward: int | None = None, back: int = 0) -> Timepoint:
     uid = study.study_instance_uid
     source = tuple(pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(study.folder.glob("*.dcm")))
     descriptions = tuple(str(s["MainDicomTags"].get("SeriesDescription", "")) for s in pacs.series(uid))
     d = study.study_date
     return Timepoint(study.name, uid, str(source[0].PatientID), date(int(d[:4]), int(d[4:6]), int(d[6:8])), source,
-                     _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions)
+                     _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions, forward, back)
 
 
 def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
@@ -177,6 +186,10 @@ def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
         for study in liver:
             process(pacs, nadir, study)
         out.append(_observed(pacs, liver[-1]))
+        pet = pet_ct_timepoints(work / "studies", "tiny", visits=(0, 2))  # baseline, then PMD
+        for study in pet:
+            process(pacs, nadir, study)
+        out.append(_observed(pacs, pet[-1], forward=1, back=2))
     finally:
         nadir.stop()
     return out
@@ -221,7 +234,7 @@ def test_sr_draws_every_calliper_on_its_slice(observed: tuple[list[Timepoint], l
     tps, seen = observed
     for tp, obs in zip(tps, seen, strict=True):
         assert obs["sr"]["loaded"], f"{tp.label}: no SR label drawn after {obs['sr']['attempts']}"
-        expected = callipers(tp.sr, tp.source)
+        expected = callipers(tp.sr, tp.source)[:tp.forward]  # the ones stepped through
         assert expected, f"{tp.label}: the SR holds no calliper"
         for cal in expected:
             long_re, short_re = _label("L", cal.long_mm), _label("W", cal.short_mm)
@@ -328,3 +341,26 @@ def test_followup_lists_prior_studies(observed: tuple[list[Timepoint], list[dict
         for prior in (p for p in tps[:n] if p.patient_id == tp.patient_id):
             shown = prior.study_date.strftime("%d-%b-%Y")
             assert shown in obs["study_panel"], f"{tp.label}: prior {shown} not in {obs['study_panel']!r}"
+
+
+def _numbers_of(group: Dataset) -> list[float]:
+    return [float(i.MeasuredValueSequence[0].NumericValue) for i in group.ContentSequence if i.ValueType == "NUM"]
+
+
+def test_study_level_groups_show_on_an_image(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    """The whole-body PET/CT's last groups (body composition, whole-body features: NUMs on a
+    POINT each) are shown with their values on an image of the PET, not a blank viewport, and
+    OHIF's error boundary caught nothing (test_no_console_errors)."""
+    tps, seen = observed
+    checked = [(tp, obs) for tp, obs in zip(tps, seen, strict=True) if tp.back]
+    assert checked, "no timepoint with study-level groups in the browser run"
+    for tp, obs in checked:
+        groups = _groups(tp.sr)
+        assert _text_of(groups[-1], "112039") == "Body composition (CT)", [_text_of(g, "112039") for g in groups]
+        for state in (s for s in obs["sr"]["states"] if s.get("back")):
+            group = groups[-int(state["back"])]
+            name = _text_of(group, "112039")
+            assert re.match(r"I:\d+ ", state["overlay"]), f"{tp.label} {name}: no image shown ({state['screenshot']})"
+            shown = [v for v in _numbers_of(group) if any(o in state["viewport"] for o in
+                                                           {f"{v:.2f}", f"{v + 5e-9:.2f}", f"{v - 5e-9:.2f}"})]
+            assert shown, f"{tp.label} {name}: none of {_numbers_of(group)} in {state['viewport']!r}"
