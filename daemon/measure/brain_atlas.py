@@ -23,7 +23,7 @@ import SimpleITK as _sitk
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from daemon.measure.registration import to_sitk
+from daemon.measure.registration import to_sitk, transform_matrix
 from daemon.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -126,17 +126,6 @@ def _lps_volume(array: F32, maps: TissueMaps) -> Volume:
     return Volume(array=array, affine=np.asarray(affine, dtype=np.float64), slices=slices, frame_of_reference_uid="mni")
 
 
-def _matrix(transform: Any) -> F64:
-    p0 = np.array(transform.TransformPoint((0.0, 0.0, 0.0)))
-    m = np.eye(4)
-    for n in range(3):
-        e = [0.0, 0.0, 0.0]
-        e[n] = 1.0
-        m[:3, n] = np.array(transform.TransformPoint(tuple(e))) - p0
-    m[:3, 3] = p0
-    return m
-
-
 def fit_template(pet: Volume, pseudo_pet: F32, maps: TissueMaps, *, iterations: int, sampling: float,
                  seed: int = 20091) -> AtlasFit:
     """Register the pseudo-PET (on the maps' grid) to the PET: similarity transform, Mattes MI."""
@@ -157,7 +146,7 @@ def fit_template(pet: Volume, pseudo_pet: F32, maps: TissueMaps, *, iterations: 
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(initial, inPlace=False)
     final = reg.Execute(fixed, moving)
-    lps_to_lps = _matrix(final)  # PET LPS -> MNI LPS
+    lps_to_lps = transform_matrix(final)  # PET LPS -> MNI LPS
     matrix = RAS_TO_LPS @ lps_to_lps  # RAS_TO_LPS is its own inverse
     scale = float(abs(np.linalg.det(lps_to_lps[:3, :3])) ** (1.0 / 3.0))
     fit = AtlasFit(matrix, scale, 0.0, reg.GetOptimizerStopConditionDescription())

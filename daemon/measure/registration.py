@@ -92,7 +92,8 @@ def to_sitk(volume: Volume) -> Any:
     return image
 
 
-def _matrix(transform: Any) -> FloatArray:
+def transform_matrix(transform: Any) -> FloatArray:
+    """A SimpleITK transform (affine, rigid or similarity) as a 4x4 matrix on LPS points."""
     p0 = np.array(transform.TransformPoint((0.0, 0.0, 0.0)))
     m = np.eye(4)
     for n in range(3):
@@ -133,7 +134,7 @@ def register_rigid(
     reg.SetInitialTransform(initial, inPlace=False)
     final = reg.Execute(fixed, moving)
     return Alignment(
-        matrix=_matrix(final),
+        matrix=transform_matrix(final),
         method=AlignmentMethod.REGISTRATION,
         metric=float(reg.GetMetricValue()),
         note=f"{reg.GetOptimizerStopConditionDescription()}",
