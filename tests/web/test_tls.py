@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the dev group's HTTP client (tests/web)
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from cryptography import x509
