@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from daemon.criteria.params import PercistRules
 from daemon.criteria.rules import RulesSource
 from daemon.criteria.suv import SuvError, SuvInputs, suv_factors
+from daemon.imaging import mni_templates
 from daemon.imaging.dynamic import DynamicRefused, is_dynamic, load_dynamic
 from daemon.imaging.loader import SeriesFiles
 from daemon.imaging.messy import SeriesRefused
@@ -217,7 +218,7 @@ def brain_pet(series: Mapping[str, SeriesFiles], spec: SeriesSpec, rules: RulesS
         else:
             companions["early"] = early[0]
             notes |= {"dual_phase": "same study", "early_minutes_pi": f"{early[1]:.4g}"}
-    maps = brain_atlas.tissue_maps(float(br.atlas.grid_mm))
+    maps = mni_templates.tissue_maps(float(br.atlas.grid_mm))
     pseudo = brain_regions.pseudo_pet(maps, br.atlas.uptake[tracer], br.regions.striatum)
     fit = brain_atlas.fit_template(suv, pseudo, maps, iterations=br.atlas.iterations, sampling=float(br.atlas.sampling))
     if why := _not_brain(suv, fit, br):

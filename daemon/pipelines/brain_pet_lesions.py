@@ -30,8 +30,8 @@ from scipy import ndimage
 from daemon import __version__
 from daemon.criteria.rules import RulesSource
 from daemon.findings import Lesion, Timepoint
+from daemon.imaging.mni_templates import tissue_maps
 from daemon.measure import brain_regions, mr_lesions
-from daemon.measure.brain_atlas import tissue_maps
 from daemon.measure.brain_pet_rules import RULES_NAME, BrainPetRules, FromMr, Tracer
 from daemon.measure.registration import AlignmentMethod, align
 from daemon.pipelines.brain_pet_input import atlas_fit, mni_coordinates

@@ -102,7 +102,7 @@ def rules_model(name: str) -> type[BaseModel] | None:
 # built-in pipeline -> the optional Python packages it imports, each with the pyproject extra that
 # installs it (checked at rules load, so a missing one is a check-config error, not a failed job)
 REQUIRED_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
-    "brain_pet": (("nilearn", "pet"),),  # the MNI152 template and tissue maps (measure/brain_atlas.py)
+    "brain_pet": (("nilearn", "pet"),),  # the MNI152 template and tissue maps (imaging/mni_templates.py)
 }
 
 
