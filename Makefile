@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 RADIOMICS_STAMP := $(VENV)/.installed-radiomics
 DEV_STAMP := $(VENV)/.installed-dev
-APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps chromium postgresql rabbitmq-server
+# libgl1, libglib2.0-0: OpenCV's shared libraries (rt-utils, the tests' independent RTSTRUCT reader)
+APT_PACKAGES := dcmtk orthanc orthanc-dicomweb dicom3tools pixelmed-apps chromium postgresql rabbitmq-server libgl1 libglib2.0-0
 JS_DIR := tests/report/js
 
 .PHONY: help serve test check lint typecheck pytest coverage bench demo apt js viewer clean clean-data

@@ -114,6 +114,14 @@ class DestinationTls(_Section):
     private_key: Path | None = None
 
 
+# What a destination may receive, one kind per family of objects (daemon/report/kinds.py
+# tells an output's kind from its SOP class): the TID 1500 SR, the SEG, the key images (SC),
+# the KOS, the RT Structure Set (for a treatment-planning system) and the research SR
+# (radiomics, never clinical: a route's `radiomics:`); the last two only when asked.
+OutputKind = Literal["sr", "seg", "sc", "kos", "rtstruct", "research_sr"]
+DEFAULT_OUTPUTS: tuple[OutputKind, ...] = ("sr", "seg", "sc", "kos")
+
+
 class DestinationSettings(_Section):
     """A DICOM peer that receives Nadir's outputs (C-STORE SCP)."""
 
@@ -121,6 +129,15 @@ class DestinationSettings(_Section):
     host: str
     port: int = Field(ge=1, le=65535)
     tls: DestinationTls | None = None
+    # the kinds of output this peer takes (NADIR_DESTINATIONS__<NAME>__OUTPUTS=sr,rtstruct)
+    outputs: Annotated[tuple[OutputKind, ...], NoDecode] = Field(DEFAULT_OUTPUTS, min_length=1)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
 
 
 # The destination `pacs` when the settings file has no `destinations:` (Orthanc's defaults).
@@ -210,6 +227,12 @@ class WebSettings(_Section):
         return v
 
 
+class ResearchSettings(_Section):
+    """Research exports (a route's `radiomics:` CSV, one file per study and route)."""
+
+    folder: Path | None = None  # default: <store.data_dir>/research
+
+
 DEFAULT_TEMPLATES_DIR = resources.REPORT_TEMPLATES_DIR
 
 
@@ -254,6 +277,20 @@ class ReportSettings(_Section):
     sc_series_description: str = Field("Nadir key images", max_length=64)
     ko_series_number: int = Field(9004, ge=1, le=2**31 - 1)
     ko_series_description: str = Field("Nadir key objects", max_length=64)
+    rtstruct_series_number: int = Field(9005, ge=1, le=2**31 - 1)
+    rtstruct_series_description: str = Field("Nadir lesions (RTSTRUCT)", max_length=64)
+    # the research SR (radiomics per lesion, a route's `radiomics:`), never the clinical SR's series
+    research_sr_series_number: int = Field(9006, ge=1, le=2**31 - 1)
+    research_sr_series_description: str = Field("RESEARCH radiomics - not for clinical use", max_length=64)
+
+    @model_validator(mode="after")
+    def _series_numbers_distinct(self) -> ReportSettings:
+        # an output's kind (daemon/report/kinds.py) and a prior's clinical SR are told by series
+        numbers = [self.sr_series_number, self.seg_series_number, self.sc_series_number, self.ko_series_number,
+                   self.rtstruct_series_number, self.research_sr_series_number]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"report: the series numbers of the outputs must differ, got {numbers}")
+        return self
 
     @property
     def sr(self) -> Series:
@@ -270,6 +307,14 @@ class ReportSettings(_Section):
     @property
     def ko(self) -> Series:
         return Series(self.ko_series_number, self.ko_series_description)
+
+    @property
+    def rtstruct(self) -> Series:
+        return Series(self.rtstruct_series_number, self.rtstruct_series_description)
+
+    @property
+    def research_sr(self) -> Series:
+        return Series(self.research_sr_series_number, self.research_sr_series_description)
 
     def language_for(self, route: str) -> str:
         lang = self.route_languages.get(route, self.language)
@@ -298,6 +343,7 @@ class Settings(BaseSettings):
     imaging: ImagingSettings = Field(default_factory=ImagingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    research: ResearchSettings = Field(default_factory=ResearchSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -310,6 +356,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # environment overrides the file (passed as init values)
         return (env_settings, init_settings)
+
+    @property
+    def research_folder(self) -> Path:
+        """Where research exports are written (`research.folder`, else under the data folder)."""
+        return self.research.folder or self.store.data_dir / "research"
+
+    def outputs_of(self, destination: str) -> frozenset[OutputKind]:
+        """The kinds of output `destination` takes: its `outputs`, or the default for an
+        inline destination (`AE@host:port` in the routing file)."""
+        dest = self.destinations.get(destination)
+        return frozenset(dest.outputs if dest is not None else DEFAULT_OUTPUTS)
 
 
 # --- YAML with line numbers -------------------------------------------------------

@@ -44,7 +44,9 @@ def evaluate(
     """Apply cut-off `name` to the quantities (ratio, tbr_mean, index...) of one lesion."""
     cut = params.cutoffs[name]
     cite = cut.citation.to_citation()
-    details = {"cutoff": name, "tracer": tracer, "setting": setting, "applies_to": f"{cut.tracer} PET, {_names(params, cut)}",
+    details = {"cutoff": name, "label": cut.label, "tracer": tracer, "setting": setting,
+               "cut_tracer": cut.tracer, "cut_settings": " ".join(cut.settings),
+               "applies_to": f"{cut.tracer} PET, {_names(params, cut)}",
                "verified": cut.verified}
     base = dict(numbers) | _performance(cut)
     if tracer.upper() != cut.tracer.upper() or setting.upper() not in cut.settings:

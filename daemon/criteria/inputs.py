@@ -69,6 +69,7 @@ class LesionInput:
     not_assessed: bool = False
     fragments_mm: tuple[float, ...] = ()  # a split lesion: the fragments' diameters
     treated_field: bool = False  # inside a radiotherapy / SRS field
+    days_since_treatment: int | None = None  # from the field's treatment to this timepoint (None: not known)
 
 
 @dataclass(frozen=True)

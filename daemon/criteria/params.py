@@ -74,6 +74,17 @@ class Volumetric(_Model):
     vol_pd_pct: Decimal = Field(gt=0)
 
 
+class TreatmentQuestion(_Model):
+    en: str = Field(min_length=1)
+    fr: str = Field(min_length=1)
+
+
+class TreatmentEffect(_Model):
+    citation: CitationModel
+    window_months: Decimal = Field(gt=0)
+    question: TreatmentQuestion
+
+
 class RanoBmParams(_Model):
     citation: CitationModel
     min_ld_mm: Decimal = Field(gt=0)
@@ -90,6 +101,7 @@ class RanoBmParams(_Model):
     single_lesion_reference: Literal["nadir_timepoint", "lesion_smallest"] = "nadir_timepoint"
     near_threshold: NearThreshold
     volumetric: Volumetric
+    treatment_effect: TreatmentEffect
 
 
 # --- PERCIST 1.0, SUV/SUL, TMTV -----------------------------------------------------

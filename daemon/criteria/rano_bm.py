@@ -188,8 +188,43 @@ def _volumes(params: RanoBmParams, timepoints: Sequence[TimepointInput], targets
     return numbers, cat
 
 
-def _treated(timepoints: Sequence[TimepointInput], i: int) -> set[str]:
-    return {les.lesion_id for tp in timepoints[: i + 1] for les in tp.lesions if les.treated_field}
+# mean days per month (365.25 / 12), to compare a window in months with days exactly
+_DAYS_PER_MONTH = Fraction(1461, 48)
+
+
+def _treated(params: RanoBmParams, timepoints: Sequence[TimepointInput], i: int) -> set[str]:
+    """The lesions treated (inside a radiotherapy field) up to timepoint i and, where the treatment
+    date is known at timepoint i, treated before it and within the rules' window."""
+    limit = q(params.treatment_effect.window_months) * _DAYS_PER_MONTH
+    now = {les.lesion_id: les for les in timepoints[i].lesions}
+    treated = {les.lesion_id for tp in timepoints[: i + 1] for les in tp.lesions if les.treated_field}
+
+    def in_window(key: str) -> bool:
+        days = now[key].days_since_treatment if key in now else None
+        return days is None or 0 <= days <= limit
+
+    return {k for k in treated if in_window(k)}
+
+
+def _treatment_effect(params: RanoBmParams, timepoints: Sequence[TimepointInput], i: int, target: str,
+                      grown: Sequence[str]) -> tuple[list[str], str]:
+    """The treated lesions that grew by the single-lesion margin within the window, and the reason
+    to give (the rules' question asked, never a diagnosis; the category is not changed)."""
+    effect = sorted(set(grown) & _treated(params, timepoints, i))
+    if not effect:
+        return [], ""
+    untreated = sorted(set(grown) - set(effect))
+    if target == "PD" and not untreated:
+        said = "progression driven by treated lesion(s) only: radionecrosis cannot be excluded"
+    elif untreated:
+        said = (f"untreated {', '.join(untreated)} also grew by >= "
+                f"{fmt(q(params.pd_single_lesion_abs_mm), ' mm')}: radionecrosis cannot be excluded for the treated "
+                "lesion(s) only")
+    else:
+        said = "radionecrosis cannot be excluded"
+    return effect, (f"treated lesion(s) {', '.join(effect)} grew by >= {fmt(q(params.pd_single_lesion_abs_mm), ' mm')} "
+                    f"within {fmt(q(params.treatment_effect.window_months), ' months')} of treatment; {said}. "
+                    f"{params.treatment_effect.question.en}")
 
 
 def _followup(params: RanoBmParams, timepoints: Sequence[TimepointInput], targets: Sequence[LesionInput],
@@ -206,9 +241,13 @@ def _followup(params: RanoBmParams, timepoints: Sequence[TimepointInput], target
     row = rows[i]
     nadir, where = nadir_before(rows, i)
     grown = [k for k, v in inc.items() if v >= q(params.pd_single_lesion_abs_mm)]
-    if target == "PD" and grown and set(grown) <= _treated(timepoints, i):
+    effect, said = _treatment_effect(params, timepoints, i, target, grown)
+    if effect:
         flags.append("possible_treatment_effect")
-        reasons.append("progression driven by treated lesion(s) only: radionecrosis cannot be excluded")
+        details["treatment_effect_lesions"] = ", ".join(effect)
+        details["treatment_effect_question_en"] = params.treatment_effect.question.en
+        details["treatment_effect_question_fr"] = params.treatment_effect.question.fr
+        reasons.append(said)
     if tp.clinical is Clinical.WORSE_NON_TUMOUR:
         flags.append("clinical_deterioration_non_tumour")
     numbers = {

@@ -16,6 +16,12 @@ The truth of a ratio is the ratio as measured on the designed regions of the wri
 (`designed_ratios`): a 5 mm FWHM blur and 5 % noise on a 2.5 mm grid change the maxima of small
 regions (the striatum's maximum is noise above its 2.8 plateau, the lesion's is below its 4.0
 plateau), so the designed plateau values are not what any region drawn on the image can give.
+Each designed region is measured by the definition the route uses for it (`designed_regions`):
+the striatum is the phantom's contralateral striatum; the lesion is the focus above the tracer's
+threshold relative to the normal brain (rules/amino_pet_route.yaml `lesion.hottest_focus`: Pauleit
+2005's 1.6 x background for FET) and the normal brain, white and grey matter are the rules'
+regions, each drawn by the route's own code with the designed pose in place of the fitted
+template: what the route measures differs from the truth only by its template registration.
 
 Not patient data: every series says SYNTHETIC PHANTOM. Used by tests/report/test_brain_pet.py,
 tests/routing/test_pet_routes.py and bench/brain_pet.py.
@@ -52,6 +58,7 @@ from daemon.demo.patient import (
     lesions_at,
 )
 from daemon.demo.phantom import (
+    _BRAIN_CENTRE_RAS,
     PET_GREY_SUV,
     PET_STRIATUM_SUV,
     STRIATUM,
@@ -63,6 +70,8 @@ from daemon.demo.phantom import (
     brain_pet_phantom,
     mni_template,
 )
+from daemon.measure.brain_atlas import AtlasFit, mni_of_grid
+from daemon.volume import SliceRef, Volume
 
 F32 = NDArray[np.float32]
 TRACER_NAMES = {"FDOPA": "Fluorodopa F^18^", "FET": "O-(2-[18F]fluoroethyl)-L-tyrosine",
@@ -195,13 +204,14 @@ def _pet_series(study: StudyInfo, seed: int, kind: str, t: int, number: int, des
 
 
 def write_dual_phase_fdg(out: Path, t: int = 0, seed: int = 7, *, phases: tuple[str, ...] = ("early", "delayed"),
-                         study_minutes: float = 0.0) -> BrainPetStudy:
+                         study_minutes: float = 0.0, injected_after: timedelta = timedelta(0)) -> BrainPetStudy:
     """Dual-phase FDG of a brain metastasis: the early (EARLY_MIN p.i.) and delayed (DELAYED_MIN) series
     in one study; `phases` = ("early",) or ("delayed",) writes one of them only (two studies, each its own
-    study UID, `study_minutes` apart in their study times)."""
+    study UID, `study_minutes` apart in their study times); `injected_after`: the tracer injected that
+    long after DATES[t] (a delayed study of another injection, e.g. the next day)."""
     kind = "pet-brain-fdg-" + "-".join(phases)
     folder = out / f"{kind}-t{t}"
-    injection = DATES[t]
+    injection = DATES[t] + injected_after
     study = _study(seed, kind, t, "PET brain FDG dual phase metastasis SYNTHETIC PHANTOM", "BRAIN")
     study = replace(study, study_datetime=injection + timedelta(minutes=study_minutes))
     dose = PetDose(injected_dose_bq=250e6, injection_time=injection, radiopharmaceutical=TRACER_NAMES["FDG"])
@@ -230,12 +240,53 @@ def designed_masks(t: int) -> dict[str, NDArray[np.bool_]]:
     return {"lesion": lesion > 0, "striatum": left, "white_matter": np.asarray(white, dtype=bool)}
 
 
-def designed_ratios(suv: F32, t: int) -> dict[str, float]:
-    """The truth of the ratios: measured on the designed regions of the image as written (SUV)."""
-    m = designed_masks(t)
-    les, stri = suv[m["lesion"]], suv[m["striatum"]]
-    return {"l_s_max": float(les.max() / stri.max()), "l_s_mean": float(les.mean() / stri.mean()),
-            "lesion_suv_max": float(les.max()), "striatum_suv_max": float(stri.max())}
+def designed_fit(t: int) -> AtlasFit:
+    """The designed PET patient (LPS mm) -> MNI RAS mm mapping of pose t: the phantom's anatomical
+    frame is MNI LPS with its origin at _BRAIN_CENTRE_RAS (daemon.demo.phantom)."""
+    to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    to_ras[:3, 3] = _BRAIN_CENTRE_RAS
+    return AtlasFit(np.asarray(to_ras @ np.linalg.inv(POSES[t].matrix()), dtype=np.float64), 1.0, 1.0,
+                    f"designed pose {t}")
+
+
+def designed_regions(suv: F32, t: int, tracer: str = "FDOPA") -> dict[str, NDArray[np.bool_]]:
+    """The lesion and reference regions by the route's definitions on the designed anatomy: the
+    route's finder (daemon.pipelines.brain_pet_lesions.find_hottest, rules/amino_pet_route.yaml)
+    given the designed pose instead of its template fit; the striatum as designed (`designed_masks`).
+    The lesion is the threshold focus that overlaps the designed lesion (empty if none does)."""
+    from daemon.criteria.rules import RULES_DIR, RulesSource
+    from daemon.pipelines.brain_pet_lesions import find_hottest
+    from daemon.pipelines.followup_input import StudyImage
+
+    volume = Volume(np.asarray(suv, dtype=np.float32), GRID.affine(),
+                    tuple(SliceRef(f"designed.{k}", "") for k in range(GRID.shape[0])), "designed")
+    fit = designed_fit(t)
+    ras = mni_of_grid(volume, fit).astype(np.float32)
+    notes = {"tracer": tracer, "atlas_matrix": " ".join(f"{v:.9g}" for v in fit.matrix.ravel())}
+    image = StudyImage(volume, (), "", {f"mni_{a}": volume.with_array(ras[..., n]) for n, a in enumerate("xyz")},
+                       (), notes)
+    found = find_hottest(RulesSource(RULES_DIR, None), image, {})
+    designed = designed_masks(t)
+    lesion = np.asarray(found.lesions.labels > 0, dtype=bool)
+    lesion = lesion if (lesion & designed["lesion"]).any() else np.zeros(GRID.shape, dtype=bool)
+    return {**{k: np.asarray(v, dtype=bool) for k, v in found.organs.items()}, "lesion": lesion,
+            "striatum": designed["striatum"]}
+
+
+RATIO_REGIONS = {"s": "striatum", "n": "normal_brain", "wm": "white_matter", "gm": "grey_matter_thalamus"}
+
+
+def designed_ratios(suv: F32, t: int, tracer: str = "FDOPA") -> dict[str, float]:
+    """The truth of the ratios (`l_s_max`, `l_s_mean`, `l_n_...`, `l_wm_...`, `l_gm_...`, as the route
+    names them): SUVmax / SUVmax and SUVmean / SUVmean of the designed regions (`designed_regions`)."""
+    m = designed_regions(suv, t, tracer)
+    les = np.asarray(suv, dtype=np.float64)[m["lesion"]]
+    out = {"lesion_suv_max": float(les.max()), "lesion_suv_mean": float(les.mean())}
+    for key, name in RATIO_REGIONS.items():
+        ref = np.asarray(suv, dtype=np.float64)[m[name]]
+        out |= {f"l_{key}_max": float(les.max() / ref.max()), f"l_{key}_mean": float(les.mean() / ref.mean()),
+                f"{name}_suv_max": float(ref.max()), f"{name}_suv_mean": float(ref.mean())}
+    return out
 
 
 # the demo patient's FDOPA PET after its MR: 3 hours later, the head turned and shifted

@@ -10,8 +10,10 @@ spleen, the kidneys and the IVC; a tissue region with arterial flow `F_a` and po
 `F_p` (s^-1) enhances as `C = (F_a A + F_p P) * exp(-t / MTT)` (convolution on a 0.01 s
 grid), so `dC/dt = F_a A + F_p P` until outflow starts: the maximum slopes, hence HAP and
 HPP, are set by the flows. The truth kept for each region is the method of perfusion.md §6
-applied to the noise-free curves at the frame times (`expected`), beside the designed
-flows (`designed`, mL/min/100 mL).
+applied to the noise-free curves at the frame times (`expected`; TTP in seconds from the first
+frame, as the analysis counts it), beside the designed flows (`designed`, mL/min/100 mL): the
+method's values fall below the designed flows (the slope of a local quadratic smooths the
+peak slope; outflow has begun when the portal slope peaks), and that bias is the method's own.
 
 Each frame gets its own noise and a respiratory shift (cranio-caudal and antero-posterior,
 none on the first frame, the registration reference). Lesions are hypodense metastases with
@@ -224,8 +226,10 @@ def perfusion_phantom(proto: Protocol = Protocol()) -> PerfusionPhantom:
     expected: dict[str, dict[str, float | None]] = {}
     designed: dict[str, dict[str, float]] = {"liver": HEALTHY.designed()}
     if proto.aorta:
+        # the method's clock starts at the first frame (TTP is counted from it, as the analysis does)
+        from_first = replace(inputs, times_s=times - times[0])
         for name in ("liver", *(pl.lesion.lesion_id for pl in proto.lesions)):
-            expected[name] = curve_values(sampled[name], inputs).as_dict()
+            expected[name] = curve_values(sampled[name], from_first).as_dict()
     for pl in proto.lesions:
         designed[pl.lesion.lesion_id] = pl.flows.designed()
     diam = {t.lesion_id: t.longest_axial_diameter_mm for t in base.truth.lesions}
@@ -266,7 +270,7 @@ def write_dynamic(ph: PerfusionPhantom, folder: Path, options: WriteOptions = Wr
             ds.AcquisitionNumber = n + 1
             ds.AcquisitionTime = when.strftime("%H%M%S.%f")
             ds.ContentTime = ds.AcquisitionTime
-            ds.TriggerTime = f"{float(t):.1f}"
+            ds.TriggerTime = f"{float(t) * 1000.0:.1f}"  # ms
         paths += write_datasets(datasets, folder, prefix=f"f{n:02d}_")
     return paths
 

@@ -83,6 +83,7 @@ class NormalBrainRules(Cited):
     slab_mm: Decimal = Field(gt=0)
     mirrored_margin_mm: Decimal = Field(ge=0)
     lesion_exclusion_mm: Decimal = Field(ge=0)
+    striatum_exclusion_mm: Decimal = Field(ge=0)
 
 
 class WhiteMatterRules(Cited):

@@ -100,15 +100,17 @@ def regions(volume: Volume, fit: AtlasFit, maps: TissueMaps, ras: F64, rules: Re
     mirror = _mirrored(volume, fit, ras, les) if les.any() else les
     away &= ~_grow(mirror, float(nb.lesion_exclusion_mm), spacing) if nb.method == "hemisphere_slab" else away
     stri_all = striatum_of(ras, rules.striatum)
+    stri_near = _grow(stri_all, float(nb.striatum_exclusion_mm), spacing)  # its blurred spill-over too
     stri = striatum_of(ras, rules.striatum, side) & away
     z = ras[..., 2]
     z0 = float(z[les].mean()) if les.any() else 10.0
     if nb.method == "mirrored" and les.any():
-        normal = _grow(mirror, float(nb.mirrored_margin_mm), spacing) & brain & ~stri_all & ~les
+        normal = _grow(mirror, float(nb.mirrored_margin_mm), spacing) & brain & ~stri_near & ~les
         normal_how = f"lesion mirrored across the midline, grown {nb.mirrored_margin_mm} mm"
     else:
-        normal = hemi & ~stri_all & away & (np.abs(z - z0) <= float(nb.slab_mm) / 2.0)
-        normal_how = f"{_words(side)} hemisphere, {nb.slab_mm} mm slab at the lesion's level, lesion and striatum excluded"
+        normal = hemi & ~stri_near & away & (np.abs(z - z0) <= float(nb.slab_mm) / 2.0)
+        normal_how = (f"{_words(side)} hemisphere, {nb.slab_mm} mm slab at the lesion's level, lesion and striatum "
+                      f"(grown {nb.striatum_exclusion_mm} mm) excluded")
     wm = rules.white_matter
     white_m = _erode(white >= float(wm.probability_min), float(wm.erode_mm), spacing) & hemi & away
     gm = rules.grey_matter_thalamus_level

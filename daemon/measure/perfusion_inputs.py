@@ -92,13 +92,24 @@ def find_inputs(delta: F32, times: F64, peak: F32, ttp: F32, voxel_ml: float, pa
         portal_rs = [r for r in portal_rs if r.label in touching] or portal_rs
     if not portal_rs:
         raise InputNotFound(f"no portal vein found: no region peaking {params.portal_min_delay_s:g} s or more after "
-                            f"the aorta ({aorta_r.ttp:.0f} s) with {params.portal_min_peak_hu:g} HU or more")
+                            f"the aorta ({aorta_r.ttp:.0f} s) with {params.portal_min_peak_hu:g} HU or more"
+                            + _widest_gap(np.asarray(times, dtype=np.float64), aorta_r.ttp))
     portal_r = max(portal_rs, key=lambda r: (r.peak, r.voxels))
     portal = _core(labels_p, portal_r, peak, params.core_fraction)
     spleen = _spleen(peak, ttp, voxel_ml, params, aorta_r.ttp, portal_r.ttp, aorta | portal, liver)
     curves = InputCurves(np.asarray(times, dtype=np.float64), region_curve(delta, aorta), region_curve(delta, portal),
                          region_curve(delta, spleen))
     return InputRegions(aorta, portal, spleen, curves)
+
+
+def _widest_gap(times: F64, after_s: float) -> str:
+    """Where the sampling leaves the longest interval after `after_s`: a peak may lie in it."""
+    t = times[times >= after_s]
+    if t.size < 2:
+        return ""
+    k = int(np.argmax(np.diff(t)))
+    return (f"; no frame between {t[k]:.0f} s and {t[k + 1]:.0f} s (from the first frame): the portal peak "
+            "may lie in that interval, unsampled (perfusion.md §6)")
 
 
 def _spleen(peak: F32, ttp: F32, voxel_ml: float, params: InputParams, aorta_ttp: float, portal_ttp: float,

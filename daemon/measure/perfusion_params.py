@@ -24,6 +24,7 @@ class MotionParams(_Model):
     max_translation_mm: float = Field(default=40.0, gt=0)
     coarse_mm: float = Field(default=4.0, gt=0)  # registered on frames resampled to voxels this size
     iterations: int = Field(default=200, ge=1)  # the rigid optimiser's at most, per frame
+    interpolation: Literal["quadratic_bspline", "cubic_bspline", "linear"] = "quadratic_bspline"  # resampling
 
 
 class InputParams(_Model):

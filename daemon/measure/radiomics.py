@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -190,7 +191,9 @@ def extract_features(image: Volume, mask: NDArray[np.bool_], profile: RadiomicsP
         if key.startswith("diagnostics_"):
             continue
         try:
-            out[key] = float(value)
+            number = float(value)
         except (TypeError, ValueError):
             continue
+        if math.isfinite(number):  # a NaN feature (e.g. a texture of a one-grey-level lesion) is left out
+            out[key] = number
     return out

@@ -86,7 +86,11 @@ def seg_to_masks(seg: Any, volume: Volume) -> dict[int, NDArray[np.bool_]]:
     frames = _frames(seg)
     masks = {lab.value: np.zeros(volume.shape, dtype=bool) for lab in segment_labels(seg)}
     for n, group in enumerate(seg.PerFrameFunctionalGroupsSequence):
-        segment = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        # per frame, or shared by all frames (highdicom writes a one-segment SEG that way)
+        ident = getattr(group, "SegmentIdentificationSequence", None) or getattr(shared, "SegmentIdentificationSequence", None)
+        if not ident:
+            raise SegMappingError(f"SEG frame {n + 1} names no segment")
+        segment = int(ident[0].ReferencedSegmentNumber)
         k = None
         source = _frame_source(group)
         if source is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from daemon import __version__, resources
-from daemon.config import ReportSettings
+from daemon.config import DEFAULT_OUTPUTS, OutputKind, ReportSettings
 from daemon.pipelines.priors import NO_PRIORS, PriorsSource
 from daemon.report.uids import uid_from
 
@@ -51,6 +51,9 @@ class PipelineInput:
     report: ReportSettings = field(default_factory=ReportSettings)
     rules_dir: Path = RULES_DIR
     site_rules_dir: Path | None = None
+    # the kinds of output the job's destinations take together (settings
+    # `destinations.<name>.outputs`): an object no destination takes need not be built
+    outputs: frozenset[OutputKind] = frozenset(DEFAULT_OUTPUTS)
 
     def uid(self, *parts: str) -> str:
         """A UID determined by the study, the route, the software version and `parts`.

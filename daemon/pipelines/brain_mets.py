@@ -6,7 +6,9 @@ series, the demo brain-metastasis model by default, lesions measured on MR signa
 (no intensity statistics: arbitrary units), and RANO-BM (diameters; volumetric
 companion) from rules/rano_bm.yaml. A baseline selects the targets (measurable per
 rules/rano_bm.yaml, largest first, at most `max_targets`); a follow-up gets its
-category against baseline and nadir.
+category against baseline and nadir. When the PACS holds the patient's RT objects, the lesions
+inside a treated volume are noted with the treatment date and dose (daemon.pipelines.irradiated_field),
+and a treated lesion that grows is flagged as a possible treatment effect (rules/rano_bm.yaml).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from daemon.measure.lesions import MeasureOptions
 from daemon.pipelines import lesion_followup
 from daemon.pipelines.base import PipelineInput
 from daemon.pipelines.brain_mets_response import RanoBmRule
+from daemon.pipelines.irradiated_field import mark_treated
 from daemon.pipelines.lesion_followup import Anatomy, FollowUpRoute, model_dir
 from daemon.pipelines.params import FollowUpParams as Params
 from daemon.volume import Code
@@ -35,6 +38,7 @@ ROUTE = FollowUpRoute(
     no_series="No post-contrast 3D T1 series suitable for RANO-BM.",
     measure=MeasureOptions(quantity="signal", intensity_statistics=False),
     rule=RanoBmRule,
+    irradiated=mark_treated,
 )
 
 

@@ -5,6 +5,8 @@ timepoint inputs of the criterion, from tracked lesions (pure; thresholds from r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 from daemon.criteria import rano_bm
@@ -12,8 +14,9 @@ from daemon.criteria.assessment import Assessment
 from daemon.criteria.inputs import LesionInput, NonTarget, Role, TimepointInput, from_finding
 from daemon.criteria.params import RanoBmParams
 from daemon.criteria.rules import RulesSource, rules_source
-from daemon.findings import LesionKind, Timepoint
+from daemon.findings import Lesion, LesionKind, Timepoint
 from daemon.measure.lesions import MeasuredLesion
+from daemon.pipelines.irradiated_field import NOTE_DATE, NOTE_FIELD
 from daemon.volume import Volume
 
 
@@ -71,9 +74,21 @@ def _nontarget(baseline: Timepoint, tp: Timepoint) -> NonTarget:
     return NonTarget.NON_CR_NON_PD if present else NonTarget.CR
 
 
+def _treated(les: Lesion, when: date | None) -> LesionInput:
+    """A lesion inside an irradiated field (its notes, daemon.pipelines.irradiated_field), with the
+    days from its treatment to the timepoint when both dates are known."""
+    found = from_finding(les)
+    notes = les.measurements.notes
+    if NOTE_FIELD not in notes:
+        return found
+    treated_on = notes.get(NOTE_DATE, "")
+    days = (when - date.fromisoformat(treated_on)).days if treated_on and when else None
+    return replace(found, treated_field=True, days_since_treatment=days)
+
+
 def timepoint_input(baseline: Timepoint, tp: Timepoint, slice_mm: float | None) -> TimepointInput:
     """The criterion's view of one timepoint: a baseline target not found is 0 mm (disappeared)."""
-    lesions = [from_finding(les) for les in tp.lesions]
+    lesions = [_treated(les, tp.study_date) for les in tp.lesions]
     seen = {les.tracking_id for les in tp.lesions}
     for les in baseline.lesions:
         if les.kind is LesionKind.TARGET and les.tracking_id not in seen:

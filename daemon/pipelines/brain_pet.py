@@ -146,8 +146,11 @@ def _dynamic(facts: StudyFacts, masks: dict[str, np.ndarray]) -> dict[str, dict[
     return out
 
 
+Pairing = dict[str, str]  # how Horky's early acquisition was found: early, early_study, early_minutes
+
+
 def _horky_inputs(facts: StudyFacts, masks: dict[str, np.ndarray], history: Sequence[Timepoint],
-                  current: Timepoint) -> dict[str, tuple[float, float, float, float, str]]:
+                  current: Timepoint) -> dict[str, tuple[float, float, float, float, Pairing]]:
     """Per lesion (l1, gm1, l2, gm2, how paired): the early series of the same study, else the same lesion
     (tracking id) in an earlier FDG study of this route within the rules' interval."""
     image, organs = facts.image, facts.organs or {}
@@ -156,12 +159,12 @@ def _horky_inputs(facts: StudyFacts, masks: dict[str, np.ndarray], history: Sequ
         return {}
     suv = np.asarray(image.volume.array, dtype=np.float64)
     gm2 = float(suv[gm].max())  # L/GM as SUVmax / SUVmax, as `l_gm_max` of an earlier study [impl]
-    out: dict[str, tuple[float, float, float, float, str]] = {}
+    out: dict[str, tuple[float, float, float, float, Pairing]] = {}
     early = image.companions.get("early")
     if early is not None:
         e = np.asarray(early.array, dtype=np.float64)
         for tid, m in masks.items():
-            out[tid] = (float(e[m].max()), float(e[gm].max()), float(suv[m].max()), gm2, "early series of this study")
+            out[tid] = (float(e[m].max()), float(e[gm].max()), float(suv[m].max()), gm2, {"early": "paired"})
         return out
     br = facts.rules.load(BrainPetRules, RULES_NAME)
     now = image.notes.get("acquired", "")
@@ -178,24 +181,29 @@ def _horky_inputs(facts: StudyFacts, masks: dict[str, np.ndarray], history: Sequ
             if float(br.dual_phase.min_interval_min) <= minutes <= float(br.dual_phase.max_interval_min):
                 i = prior.measurements.intensity
                 out[les.tracking_id] = (i["l_gm_max"], 1.0, float(suv[lesion_mask].max()), gm2,
-                                        f"study {tp.study_instance_uid}, {minutes:.0f} min earlier")
+                                        {"early": "paired", "early_study": tp.study_instance_uid,
+                                         "early_minutes": f"{minutes:.0f}"})
                 break
     return out
 
 
-def _horky_not_evaluable(params: AminoPetParams, tracer: str, setting: str, why: str) -> Assessment:
-    """Horky's dual-phase index without an early acquisition: not evaluable, and why (never absent)."""
+def _horky_not_evaluable(params: AminoPetParams, tracer: str, setting: str, why: str,
+                         l_gm: float | None = None, pairing: Pairing | None = None) -> Assessment:
+    """Horky's dual-phase index without an early acquisition: not evaluable, and why (never absent);
+    `l_gm`: this acquisition's lesion / grey matter SUVmax ratio, reported beside it."""
     a = amino_pet.evaluate(params, "fdg_dual_phase_horky", tracer, setting, {"index": None},
-                           {"l_gm_early": None, "l_gm_delayed": None, "index": None})
+                           {"l_gm_early": None, "l_gm_delayed": l_gm, "index": None})
     if a.category == "not_applicable":
         return a
     reason = f"Horky dual-phase index not evaluable: {why or 'no early acquisition of this lesion'}"
-    return replace(a, category="not_evaluable", evaluable=False, reasons=(reason,), details=a.details | {"reason": reason})
+    return replace(a, category="not_evaluable", evaluable=False, reasons=(reason,),
+                   details=a.details | {"reason": reason} | (pairing or {}))
 
 
 def _criteria(params: AminoPetParams, tracer: str, setting: str, lesion_id: str,
-              r: dict[str, float], missing: str = "") -> list[Assessment]:
-    """The criteria of the tracer for one lesion (`missing`: why Horky's early acquisition is absent)."""
+              r: dict[str, float], missing: str = "", paired: Pairing | None = None) -> list[Assessment]:
+    """The criteria of the tracer for one lesion (`missing`: why Horky's early acquisition is absent;
+    `paired`: which early acquisition it was paired with)."""
     out = []
     lmax = r.get("suv_max")
     if tracer == "FDOPA":
@@ -206,10 +214,13 @@ def _criteria(params: AminoPetParams, tracer: str, setting: str, lesion_id: str,
         out.append(amino_pet.galldiks(params, tracer, setting, r.get("l_n_mean_tbr"), r.get("ttp_min")))
         out.append(amino_pet.puranik(params, tracer, setting, lmax or 0.0, r.get("wm_mean") or 0.0))
     elif tracer == "FDG" and "horky_l1" in r:
-        out.append(amino_pet.horky(params, tracer, setting, r["horky_l1"], r["horky_gm1"], r["horky_l2"],
-                                   r["horky_gm2"]))
+        a = amino_pet.horky(params, tracer, setting, r["horky_l1"], r["horky_gm1"], r["horky_l2"], r["horky_gm2"])
+        p = paired or {}
+        how = (f"study {p['early_study']}, {p['early_minutes']} min earlier" if p.get("early_study")
+               else "early series of this study")
+        out.append(replace(a, reasons=(*a.reasons, f"early acquisition: {how}"), details=a.details | p))
     elif tracer == "FDG":
-        out.append(_horky_not_evaluable(params, tracer, setting, missing))
+        out.append(_horky_not_evaluable(params, tracer, setting, missing, r.get("l_gm_max"), paired))
     return [replace(a, details=a.details | {"lesion": lesion_id},
                     reasons=tuple(f"{lesion_id}: {x}" for x in a.reasons)) for a in out]
 
@@ -235,18 +246,25 @@ def extra(facts: StudyFacts, history: Sequence[Timepoint], current: Timepoint) -
             r["l_n_mean_tbr"] = i["suv_mean"] / refs["normal_brain"][1]
         if "ttp_min" in dynamic.get(les.tracking_id, {}):
             r["ttp_min"] = dynamic[les.tracking_id]["ttp_min"]
-        missing = ""
+        if "l_gm_max" in i:
+            r["l_gm_max"] = i["l_gm_max"]
+        missing, paired = "", Pairing()
         if les.tracking_id in horky:
             h = horky[les.tracking_id]
             r |= {"horky_l1": h[0], "horky_gm1": h[1], "horky_l2": h[2], "horky_gm2": h[3]}
+            paired = h[4]
         elif tracer == "FDG":
             br = facts.rules.load(BrainPetRules, RULES_NAME)
             early = image.notes.get("dual_phase", "")
+            hours = float(br.dual_phase.max_interval_min) / 60.0
+            paired = ({"early": "not_paired"} if early.startswith("not paired")
+                      else {"early": "none_within", "early_within_h": f"{hours:g}"})
             why = (early if early.startswith("not paired") else
-                   f"no early series in this study and no FDG study of this route with lesion {les.tracking_id} "
-                   f"{br.dual_phase.min_interval_min}-{br.dual_phase.max_interval_min} min earlier")
+                   f"no early acquisition within {hours:g} h: no early series in this study, and no FDG study of "
+                   f"this route with lesion {les.tracking_id} acquired {br.dual_phase.min_interval_min} to "
+                   f"{br.dual_phase.max_interval_min} min earlier")
             missing = why
-        out += _criteria(params, tracer, setting, les.tracking_id, r, missing)
+        out += _criteria(params, tracer, setting, les.tracking_id, r, missing, paired)
     return tuple(out)
 
 

@@ -27,6 +27,8 @@ Parameters (route `parameters:`), all optional:
   language: en | fr
   rules_dir: a site folder whose <criterion>.yaml override the shipped rules files key by key
       (default: the one the runtime provides, the node's `criteria.site_dir`)
+  radiomics: {profile: NAME} -- PyRadiomics features per tracked lesion and their delta since the
+      latest prior, for research: a research SR and a CSV (daemon.pipelines.lesion_radiomics)
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from daemon.imaging.selection import SeriesSpec
 from daemon.measure.lesions import MeasuredLesion, MeasureOptions, measure_mask
 from daemon.measure.registration import Alignment, AlignmentMethod, align, identity
 from daemon.measure.tracking import PriorTimepoint, TrackingResult, track
+from daemon.pipelines import lesion_radiomics
 from daemon.pipelines import params as pipeline_params
 from daemon.pipelines.base import PipelineError, PipelineInput
 from daemon.pipelines.followup_input import (
@@ -64,9 +67,11 @@ from daemon.pipelines.followup_input import (
     organ_masks,
     single_series,
 )
+from daemon.pipelines.irradiated_field import FieldInput
 from daemon.pipelines.params import FollowUpParams as Params
 from daemon.pipelines.priors import Priors, PriorsSource, Request, not_compared
 from daemon.report.bundle import build_report
+from daemon.report.codes import as_coded
 from daemon.report.inputs import (
     ExtraKeyImage,
     ModelInfo,
@@ -174,6 +179,9 @@ class FollowUpRoute:
     # the route's reference regions written as SEG segments beside the lesions (brain PET)
     reference_regions: Callable[[StudyFacts], tuple[ReferenceRegion, ...]] | None = None
     key_images: KeyImages | None = None
+    # the irradiated field from the patient's RT objects (brain: daemon.pipelines.irradiated_field):
+    # the lesions with the field noted on those inside it, and what the report says
+    irradiated: Callable[[FieldInput], tuple[tuple[Lesion, ...], tuple[str, ...]]] | None = None
 
 
 def parameters(pipeline: str, raw: Any) -> Params:
@@ -245,7 +253,8 @@ def _report(job: _Job, req: ReportRequest) -> list[Dataset]:
     settings = job.inp.report
     if job.params.language:
         settings = settings.model_copy(update={"language": job.params.language})
-    return build_report(req, settings).datasets()
+    # the RT Structure Set only when one of the job's destinations takes it (a planning system)
+    return build_report(req, settings, rtstruct="rtstruct" in job.inp.outputs).datasets()
 
 
 def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str,
@@ -462,12 +471,20 @@ def _follow(job: _Job, req: Request, priors: Priors, image: _Image, headers: tup
     alignments = _alignments(inp.priors, req, priors, volume, job.params.register_priors)
     tracked = _track(image, priors.timepoints, req, kinds, alignments)
     mask, lesions = _relabel(route, image, _carried(image, tracked.lesions))
+    radiomics = None  # research only: into the research SR and CSV, never the clinical report
+    if job.params.radiomics is not None and lesions:
+        radiomics = lesion_radiomics.measure(job.params.radiomics, job.rules, mask, lesions)
+        lesions = radiomics.lesions
+    field_said: tuple[str, ...] = ()  # which lesions were irradiated, or why that is not known
+    if route.irradiated is not None and not uncompared:
+        lesions, field_said = route.irradiated(FieldInput(job.rules, inp.priors, req, priors, alignments, mask,
+                                                          lesions, job.params.register_priors))
     context = {"priors": priors.note}
     if route.context is not None:
         context.update(route.context(job.rules, image.study, image.organs, image.measured))
     current = Timepoint(inp.study_instance_uid, req.study_date, lesions, context=context)
     assessment, reason = (None, uncompared) if uncompared else rule.assess(priors.timepoints, current, volume)
-    caveats = (*_caveats(priors, alignments), *image.excluded)
+    caveats = (*_caveats(priors, alignments), *image.excluded, *field_said)
     if assessment is not None:  # said with the reasons behind the category
         assessment = replace(assessment, reasons=(*assessment.reasons, *caveats))
     else:
@@ -488,6 +505,10 @@ def _follow(job: _Job, req: Request, priors: Priors, image: _Image, headers: tup
     )
     datasets = _report(job, report)
     sr = next(ds for ds in datasets if ds.Modality == "SR")
+    if radiomics is not None:
+        datasets.append(lesion_radiomics.research_outputs(
+            inp, radiomics, priors.timepoints, uncompared, current, image.series_uid, image.sources,
+            as_coded(route.anatomy.finding), datasets))
     if not uncompared:
         inp.priors.record(req, current, image.series_uid, (str(sr.SeriesInstanceUID), str(sr.SOPInstanceUID)))
     log.info("study %s: %d lesion(s), %s %s (priors: %s)", inp.study_instance_uid, len(lesions), route.criterion,

@@ -19,6 +19,15 @@ from daemon import resources
 from daemon.imaging.selection import SeriesSpec
 
 
+class RadiomicsParams(BaseModel):
+    """A route's `radiomics:`: PyRadiomics features per tracked lesion, for research (the CSV
+    under the settings' `research.folder` and a research SR; never in the clinical SR)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str | None = None  # a profile of rules/radiomics.yaml (default: its default_profile)
+
+
 class FollowUpParams(BaseModel):
     """The lesion-follow-up pipeline's (daemon.pipelines.lesion_followup lists what each means)."""
 
@@ -38,6 +47,8 @@ class FollowUpParams(BaseModel):
     # may name a model whose organ labels (role organ) the rule uses instead of its own organ rules
     segmenter: Literal["model", "rule"] | None = None
     organ_model: str | None = None
+    # radiomics per tracked lesion and timepoint, with delta-radiomics (needs nadir[radiomics])
+    radiomics: RadiomicsParams | None = None
 
 
 class PerfusionRouteParams(BaseModel):
@@ -72,7 +83,7 @@ DEFAULT_MODELS: dict[str, str] = {
 
 # built-in pipeline -> the criteria's rules files it reads (rules/<name>.yaml, site overrides)
 CRITERIA_FILES: dict[str, tuple[str, ...]] = {
-    "brain_mets": ("rano_bm",),
+    "brain_mets": ("rano_bm", "irradiated_field"),  # irradiated_field: treated volumes of RT objects
     "liver_ct": ("recist", "chun"),
     "ct_perfusion": ("perfusion", "perfusion_dynamic", "perfusion_vendor"),
     "brain_pet": ("amino_pet", "percist", "amino_pet_route"),  # percist: its SUV settings
@@ -85,6 +96,7 @@ RULES_MODELS: dict[str, str] = {
     "wholebody_fdg": "daemon.pipelines.wholebody_rules:WholeBodyRules",
     "perfusion_dynamic": "daemon.measure.perfusion_params:DynamicParams",
     "perfusion_vendor": "daemon.measure.perfusion_vendor:VendorRules",
+    "irradiated_field": "daemon.pipelines.irradiated_field:FieldRules",
 }
 
 

@@ -48,7 +48,8 @@ def route_problems(pipeline: str, parameters: Mapping[str, Any], site_dir: Path 
         return [Problem(("parameters", *err["loc"]),
                         error_message(err, top if len(err["loc"]) == 1 else "unknown key (check the spelling)"))
                 for err in exc.errors()]
-    return module_problems(pipeline) + _model_problems(pipeline, params) + _criteria_problems(pipeline, params, site_dir)
+    return (module_problems(pipeline) + _model_problems(pipeline, params) + _criteria_problems(pipeline, params, site_dir)
+            + radiomics_problems(params, site_dir))
 
 
 def module_problems(pipeline: str) -> list[Problem]:
@@ -57,6 +58,33 @@ def module_problems(pipeline: str) -> list[Problem]:
                                    f"install the extra nadir[{extra}] (pip install 'nadir[{extra}]')")
             for module, extra in pipeline_params.REQUIRED_MODULES.get(pipeline, ())
             if importlib.util.find_spec(module) is None]
+
+
+def radiomics_problems(params: BaseModel, site_dir: Path | None = None) -> list[Problem]:
+    """A route's `radiomics:`: PyRadiomics installed, and the profile one of rules/radiomics.yaml."""
+    asked = getattr(params, "radiomics", None)
+    if asked is None:
+        return []
+    from daemon.measure.radiomics import (  # here: heavy (SimpleITK)
+        MISSING_RADIOMICS,
+        RadiomicsRules,
+    )
+
+    loc: Loc = ("parameters", "radiomics")
+    problems = []
+    if importlib.util.find_spec("radiomics") is None:
+        problems.append(Problem(loc, f"radiomics asked, but {MISSING_RADIOMICS}"))
+    route_site = getattr(params, "rules_dir", None)
+    try:
+        rules = RulesSource(RULES_DIR, route_site if isinstance(route_site, Path) else site_dir).load(
+            RadiomicsRules, "radiomics")
+    except ConfigError as exc:
+        return problems + [Problem(loc, f"radiomics rules: {line}") for line in str(exc).splitlines()]
+    profile = getattr(asked, "profile", None)
+    if profile is not None and profile not in rules.profiles:
+        problems.append(Problem((*loc, "profile"), f"unknown radiomics profile {profile!r} "
+                                                   f"(rules/radiomics.yaml has: {', '.join(sorted(rules.profiles))})"))
+    return problems
 
 
 def _model_problems(pipeline: str, params: BaseModel) -> list[Problem]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+from pydicom.dataset import Dataset
+
 from daemon.findings import Timepoint
 from daemon.report.inputs import PriorStudy
 from daemon.volume import Volume
@@ -47,6 +49,16 @@ class Request:
     # (none: any), so a brain MR's report is never read as a liver CT's prior of the same patient
     modalities: tuple[str, ...] = ()
     issuer_of_patient_id: str = ""  # (0010,0021), when the study has one
+
+
+@dataclass(frozen=True)
+class RtLookup:
+    """The patient's radiotherapy objects in the PACS (RT Structure Set, RT Plan, RT Dose), for
+    the irradiated field (`daemon.pipelines.irradiated_field`)."""
+
+    datasets: tuple[Dataset, ...]
+    source: str  # "pacs" | "none" | "unavailable" (could not be looked up: `note` says why)
+    note: str = ""
 
 
 UNAVAILABLE = "unavailable"
@@ -89,6 +101,10 @@ class PriorsSource(Protocol):
     def prior_volume(self, req: Request, study_uid: str, series_uid: str) -> Volume | None:
         """A prior series' images, when they can be had (for registration); else None."""
 
+    def rt_objects(self, req: Request) -> RtLookup:
+        """The patient's RT objects dated up to this study; raises PriorsUnavailable when they could
+        not be looked up and a retry may help, answers source "unavailable" on the last attempt."""
+
     def same_study(self, req: Request, wait: bool) -> Timepoint | None:
         """The timepoint route `req.route` recorded for this very study (e.g. the liver route's
         lesions, for the perfusion route of the same study), None when there is none; with `wait`,
@@ -107,6 +123,9 @@ class _NoPriors:
 
     def same_study(self, req: Request, wait: bool) -> Timepoint | None:
         return None
+
+    def rt_objects(self, req: Request) -> RtLookup:
+        return RtLookup((), "none", "no PACS available to this run: RT objects not looked up")
 
 
 NO_PRIORS: PriorsSource = _NoPriors()

@@ -1,5 +1,6 @@
 """A study QA report: series inventory, slice-spacing gaps, missing or duplicated
-slices, mixed geometry; written as a Comprehensive SR (free-text findings in a
+slices, mixed geometry, dynamic (4D) series recognised as such (their repeated positions
+are time frames, see `qa_dynamic`); written as a Comprehensive SR (free-text findings in a
 container titled "Imaging Study Quality") into the source study.
 
 The checks are technical (geometry of the acquisition), not clinical: their
@@ -28,6 +29,7 @@ from pydicom.sr.codedict import codes
 
 from daemon import __version__
 from daemon.pipelines.base import PipelineError, PipelineInput
+from daemon.pipelines.qa_dynamic import Dynamic, dynamic_frames
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class SeriesQa:
     instances: int
     findings: tuple[str, ...]  # empty: no problem found
     median_spacing_mm: float | None = None
+    dynamic: str | None = None  # a dynamic series' frames and times (not a problem)
 
 
 def _floats(value: object) -> tuple[float, ...] | None:
@@ -132,11 +135,40 @@ def _instance_number_findings(slices: Sequence[SliceInfo]) -> list[str]:
     return [f"duplicated instance numbers: {dup}"] if dup else []
 
 
+def _position_keys(slices: Sequence[SliceInfo], tolerance: float) -> list[int]:
+    """One key per slice, equal for slices less than `tolerance` apart along the normal."""
+    o = np.array(slices[0].orientation, dtype=float)
+    normal = np.cross(o[:3], o[3:])
+    along = [float(np.dot(normal, np.array(s.position))) for s in slices]
+    keys = [0] * len(slices)
+    order = sorted(range(len(slices)), key=lambda i: along[i])
+    for prev, i in zip(order, order[1:], strict=False):
+        keys[i] = keys[prev] + (1 if along[i] - along[prev] >= tolerance else 0)
+    return keys
+
+
+def _dynamic(headers: Sequence[Dataset], slices: Sequence[SliceInfo],
+             tolerance: float) -> tuple[Dynamic | None, list[SliceInfo]]:
+    """A dynamic series' frames, and one slice per position for the spacing checks (else all slices)."""
+    idx = [i for i, s in enumerate(slices) if s.position is not None and s.orientation is not None
+           and len(s.orientation) == 6]
+    if len(idx) < 2 or any(s.frames > 1 for s in slices):
+        return None, list(slices)
+    keys = _position_keys([slices[i] for i in idx], tolerance)
+    dyn = dynamic_frames([headers[i] for i in idx], keys)
+    if dyn is None:
+        return None, list(slices)
+    first = {k: slices[i] for k, i in reversed(list(zip(keys, idx, strict=True)))}
+    return dyn, list(first.values())
+
+
 def assess_series(uid: str, headers: Sequence[Dataset], gap_factor: float, tolerance: float) -> SeriesQa:
     first = headers[0]
     slices = [slice_info(ds) for ds in headers]
-    spacing, median = _spacing_findings(slices, gap_factor, tolerance)
-    findings = _geometry_findings(slices) + spacing + _instance_number_findings(slices)
+    dyn, one_frame = _dynamic(headers, slices, tolerance)
+    spacing, median = _spacing_findings(one_frame, gap_factor, tolerance)
+    findings = (_geometry_findings(slices) + (dyn.findings() if dyn else []) + spacing
+                + _instance_number_findings(slices))
     number = first.get("SeriesNumber")
     return SeriesQa(
         series_instance_uid=uid,
@@ -146,6 +178,7 @@ def assess_series(uid: str, headers: Sequence[Dataset], gap_factor: float, toler
         instances=len(headers),
         findings=tuple(findings),
         median_spacing_mm=median,
+        dynamic=dyn.describe() if dyn else None,
     )
 
 
@@ -162,6 +195,7 @@ def _series_item(qa: SeriesQa) -> hd.sr.ContainerContentItem:
     label = f"series {qa.series_number if qa.series_number is not None else '?'} {qa.modality} {qa.description!r}".strip()
     spacing = f", slice step {qa.median_spacing_mm:.3g} mm" if qa.median_spacing_mm else ""
     text = [f"{label}: {qa.instances} instance(s){spacing}; UID {qa.series_instance_uid}"]
+    text += [qa.dynamic] if qa.dynamic else []
     text += list(qa.findings) or ["no problem found"]
     item.ContentSequence = DicomSequence(
         [hd.sr.TextContentItem(name=codes.DCM.Finding, value=t[:1024], relationship_type="CONTAINS") for t in text]

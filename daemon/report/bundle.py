@@ -1,4 +1,5 @@
-"""All report objects of one study and route: SR, SEG, key images (SC) and KOS.
+"""All report objects of one study and route: SR, SEG, key images (SC) and KOS, and the
+RT Structure Set when a destination takes one (`build_report(..., rtstruct=True)`).
 
 Everything goes into the source study; UIDs are derived from the study, route,
 software version, object kind, index and revision (conformance §6).
@@ -15,10 +16,12 @@ from pydicom.dataset import Dataset
 from daemon import __version__
 from daemon.config import ReportSettings
 from daemon.report import keyimages
+from daemon.report.identity import object_identity
 from daemon.report.inputs import Outcome, ReportRequest
-from daemon.report.kos import KosIdentity, build_kos
+from daemon.report.kos import build_kos
+from daemon.report.rtstruct import build_rtstruct
 from daemon.report.sc import ScIdentity, build_scs
-from daemon.report.seg import SegIdentity, SegResult, build_seg
+from daemon.report.seg import SegResult, build_seg
 from daemon.report.sr import SrIdentity, build_sr, device_observer
 from daemon.report.text import Impression, render_impression
 from daemon.report.uids import series_uid, sop_uid
@@ -33,12 +36,15 @@ class ReportObjects:
     key_images: tuple[hd.sc.SCImage, ...]
     kos: hd.ko.KeyObjectSelectionDocument
     impression: Impression
+    rtstruct: Dataset | None = None
 
     def datasets(self) -> list[Dataset]:
-        """In sending order: SEG (the SR references it), SR, key images, KOS."""
+        """In sending order: SEG (the SR references it), RTSTRUCT, SR, key images, KOS."""
         out: list[Dataset] = []
         if self.seg is not None:
             out.append(self.seg)
+        if self.rtstruct is not None:
+            out.append(self.rtstruct)
         out.append(self.sr)
         out.extend(self.key_images)
         out.append(self.kos)
@@ -67,17 +73,17 @@ def _seg(req: ReportRequest, settings: ReportSettings, version: str) -> SegResul
     if req.mask is None or req.outcome != Outcome.MEASURED or not req.timepoint.lesions:
         return None
     study, route = req.study_instance_uid, req.route
-    ident = SegIdentity(
-        series_instance_uid=series_uid(study, route, "seg", version),
-        series_number=settings.seg.number,
-        sop_instance_uid=sop_uid(study, route, "seg", version, 1, req.revision),
-        instance_number=1 + req.revision,
-        series_description=settings.seg.description,
-        manufacturer=settings.manufacturer,
-        software_version=version,
-        device_serial_number=settings.install_id,
-    )
+    ident = object_identity(study, route, "seg", settings.seg, req.revision, settings, version)
     return build_seg(req.mask, req.timepoint.lesions, req.source_images, ident, req.model, req.reference_regions)
+
+
+def _rtstruct(req: ReportRequest, settings: ReportSettings, version: str) -> Dataset | None:
+    """The lesions' RT Structure Set, when the SEG would have them (a measured study with a mask)."""
+    if req.mask is None or req.outcome != Outcome.MEASURED or not req.timepoint.lesions:
+        return None
+    study, route = req.study_instance_uid, req.route
+    ident = object_identity(study, route, "rtstruct", settings.rtstruct, req.revision, settings, version)
+    return build_rtstruct(req.mask, req.timepoint.lesions, req.source_images, ident, req.model)
 
 
 def _long_axis_slices(req: ReportRequest) -> list[Dataset]:
@@ -104,8 +110,9 @@ def copy_study_attributes(target: Dataset, source: Dataset) -> None:
 
 
 def build_report(
-    req: ReportRequest, settings: ReportSettings, software_version: str = __version__
+    req: ReportRequest, settings: ReportSettings, software_version: str = __version__, rtstruct: bool = False
 ) -> ReportObjects:
+    """The report objects; the RT Structure Set only with `rtstruct` (a destination takes it)."""
     if not req.source_images:
         raise ValueError("a report needs the source study's instances (patient and study)")
     language = req.language or settings.language_for(req.route)
@@ -130,21 +137,15 @@ def build_report(
     kos = build_kos(
         referenced,
         impression.line,
-        KosIdentity(
-            series_instance_uid=series_uid(study, route, "ko", software_version),
-            series_number=settings.ko.number,
-            sop_instance_uid=sop_uid(study, route, "ko", software_version, 1, req.revision),
-            instance_number=1 + req.revision,
-            series_description=settings.ko.description,
-            manufacturer=settings.manufacturer,
-        ),
+        object_identity(study, route, "ko", settings.ko, req.revision, settings, software_version),
         device_observer(sr_ident),
     )
-    for ds in (sr, kos, *scs, *([seg.dataset] if seg else [])):
+    rt = _rtstruct(req, settings, software_version) if rtstruct else None
+    for ds in (sr, kos, *scs, *([seg.dataset] if seg else []), *([rt] if rt is not None else [])):
         copy_study_attributes(ds, req.source_images[0])
     log.info(
         "report built: study %s route %s: %d lesions, %s, %d key images",
         study, route, len(req.timepoint.lesions), req.outcome, len(scs),
     )
-    return ReportObjects(sr, seg.dataset if seg else None, scs, kos, impression)
+    return ReportObjects(sr, seg.dataset if seg else None, scs, kos, impression, rt)
 

@@ -79,6 +79,17 @@ CHUN_GROUP_CONFIRMED = nadir("CHUNGROUPRAD", "Chun morphologic group, by a radio
 CHUN_BASIS = nadir("CHUNBASIS", "Basis of the proposed Chun group")
 CHUN_GROUPS: dict[str, CodedConcept] = {g: nadir(f"CHUNG{g}", f"Chun group {g}") for g in ("1", "2", "3")}
 REVIEW_STATUS = nadir("REVIEW", "Review status")
+# RANO-BM beyond its category: the exploratory volumetric companion (not part of Lin 2015), the
+# near-threshold review flag, and the irradiated field (issue 19)
+VOLUMETRIC_RESPONSE = nadir("VOLRESP", "Volumetric response (exploratory)")
+VOLUME_SUM = nadir("VOLSUM", "Sum of target volumes")
+VOLUME_PCT_VS_BASELINE = nadir("VOLPCTBASE", "Volume percent change from baseline")
+VOLUME_PCT_VS_NADIR = nadir("VOLPCTNADIR", "Volume percent change from nadir")
+NEAR_THRESHOLD = nadir("NEARTHRESH", "Near a threshold, review advised")
+IRRADIATED = nadir("IRRADIATED", "Inside an irradiated field")
+IRRADIATED_FIELD = nadir("RTFIELD", "Irradiated field: volume, plan, date, dose")
+TREATMENT_EFFECT = nadir("TXEFFECT", "Possible treatment effect (radionecrosis not excluded)")
+ML = CodedConcept("ml", "UCUM", "milliliter")
 TO_CONFIRM = nadir("TOCONFIRM", "Proposed, to be confirmed by a radiologist")
 # OHIF 3.x shows the TEXT (DCM,121106,"Comment") of a measurement group as its label
 # (cornerstone-dicom-sr getSopClassHandlerModule; @cornerstonejs/adapters COMMENT_CODE)

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import highdicom as hd
 from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
+from daemon.report.identity import ObjectIdentity
 from daemon.report.sr import character_set, write_in
-
-
-@dataclass(frozen=True)
-class KosIdentity:
-    series_instance_uid: str
-    series_number: int
-    sop_instance_uid: str
-    instance_number: int
-    series_description: str
-    manufacturer: str
 
 
 def build_kos(
     referenced: Sequence[Dataset],
     impression_line: str,
-    ident: KosIdentity,
+    ident: ObjectIdentity,
     observer: hd.sr.ObserverContext,
 ) -> hd.ko.KeyObjectSelectionDocument:
     """One KOS 'Of Interest' listing every object in `referenced` (deduplicated)."""
@@ -63,7 +53,7 @@ REJECTED_FOR_QUALITY = CodedConcept("113001", "DCM", "Rejected for Quality Reaso
 def build_rejection(
     rejected: Sequence[Dataset],
     reason: str,
-    ident: KosIdentity,
+    ident: ObjectIdentity,
     observer: hd.sr.ObserverContext,
 ) -> hd.ko.KeyObjectSelectionDocument:
     """IOCM: a KOS titled 'Rejected for Quality Reasons' withdrawing instances already sent

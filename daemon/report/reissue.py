@@ -32,7 +32,7 @@ from daemon.report.uids import uid_from
 # written at each run whatever the content: not part of it
 VOLATILE = frozenset({
     "InstanceCreationDate", "InstanceCreationTime", "ContentDate", "ContentTime",
-    "ContributionDateTime", "SeriesDate", "SeriesTime",
+    "ContributionDateTime", "SeriesDate", "SeriesTime", "StructureSetDate", "StructureSetTime",
 })
 SR_MODALITY = "SR"
 

@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from daemon.findings import Lesion
+from daemon.report.identity import ObjectIdentity
 from daemon.report.inputs import ModelInfo, ReferenceRegion
 from daemon.volume import LesionMask
 
@@ -32,18 +33,6 @@ def display_colour(segment_number: int) -> hd.color.CIELabColor:
 
 # a reference region's segment category (CID 7150; pydicom's table writes 91723000)
 ANATOMICAL_STRUCTURE = codes.SCT.AnatomicalStructure
-
-
-@dataclass(frozen=True)
-class SegIdentity:
-    series_instance_uid: str
-    series_number: int
-    sop_instance_uid: str
-    instance_number: int
-    series_description: str
-    manufacturer: str
-    software_version: str
-    device_serial_number: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +72,7 @@ def build_seg(
     mask: LesionMask,
     lesions: Sequence[Lesion],
     sources: Sequence[Dataset],
-    ident: SegIdentity,
+    ident: ObjectIdentity,
     model: ModelInfo | None,
     regions: Sequence[ReferenceRegion] = (),
 ) -> SegResult | None:

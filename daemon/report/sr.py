@@ -15,6 +15,7 @@ from pydicom.sr.coding import Code
 from daemon.criteria.assessment import Assessment
 from daemon.findings import Lesion, LesionKind
 from daemon.report import codes as nc
+from daemon.report import sr_rano_bm
 from daemon.report.inputs import InstanceRef, ModelInfo, Outcome, ReportRequest
 from daemon.report.seg import SegResult
 from daemon.report.sr_groups import (
@@ -131,28 +132,33 @@ def measurement_groups(
         volumetric_groups=ident.volumetric_groups,
         default_site=nc.as_coded(req.finding_site) if req.finding_site else None,
         extra_assessments=req.extra_assessments,
+        treatment_effect=sr_rano_bm.treatment_effect_lesions(req.assessment),
     )
     study, route, ver = req.study_instance_uid, req.route, ident.software_version
+    # where OHIF shows the groups that state something without a number; only in an SR with no
+    # lesion group: PixelMed reads every Measurement Group after a TID 1410 one as TID 1410, so beside
+    # lesion groups (TID 1501) a statement stays TID 1501 (conformance: OHIF cannot show that SR)
+    place = _place(req) if not req.timepoint.lesions else None
     groups: list[Group] = []
     if req.outcome == Outcome.NO_SUITABLE_SERIES:
         groups.append(
             outcome_group(
                 "No suitable series", marker_uid(study, route, ver, "no-series"), ctx,
-                codes.DCM.PresenceOfProperty, codes.DCM.PresenceUndetermined,
+                codes.DCM.PresenceOfProperty, codes.DCM.PresenceUndetermined, place,
             )
         )
     elif req.outcome == Outcome.ANALYSIS_FAILED:
         groups.append(
             outcome_group(
                 "Analysis failed", marker_uid(study, route, ver, "analysis-failed"), ctx,
-                codes.DCM.PresenceOfProperty, codes.DCM.PresenceUndetermined,
+                codes.DCM.PresenceOfProperty, codes.DCM.PresenceUndetermined, place,
             )
         )
     elif req.outcome == Outcome.NO_LESION or not req.timepoint.lesions:
         groups.append(
             outcome_group(
                 "No lesion", marker_uid(study, route, ver, "no-lesion"), ctx,
-                codes.DCM.PresenceOfProperty, codes.DCM.Absent,
+                codes.DCM.PresenceOfProperty, codes.DCM.Absent, place,
             )
         )
     for lesion in req.timepoint.lesions:
@@ -168,15 +174,15 @@ def measurement_groups(
     if req.assessment is not None:
         uid = marker_uid(study, route, ver, "assessment")
         anchor = _anchor(req.timepoint.lesions) if ident.assessment_numbers_on_image else None
-        main = assessment_group(req.assessment, uid, ctx, anchor)
+        main = assessment_group(req.assessment, uid, ctx, anchor, place)
         groups.append(main)
-        if any(item.ValueType == "NUM" for item in main[0].ContentSequence):
+        if any(item.ValueType in ("NUM", "SCOORD") for item in main[0].ContentSequence):
             drawn_uid = uid
     elif req.outcome == Outcome.NOT_EVALUABLE:
         groups.append(
             outcome_group(
                 "Not evaluable", marker_uid(study, route, ver, "not-evaluable"), ctx,
-                codes.DCM.CurrentResponse, nc.category_code("NE"),
+                codes.DCM.CurrentResponse, nc.category_code("NE"), place,
             )
         )
     for extra in req.extra_assessments:
@@ -196,9 +202,34 @@ def measurement_groups(
             groups.append(assessment_group(extra, uid, ctx, where))
             continue
         uid = drawn_uid or marker_uid(study, route, ver, f"assessment-{code}")
-        groups.append(assessment_group(extra, uid, ctx, None))
+        groups.append(assessment_group(extra, uid, ctx, None, None if drawn_uid else place))
     groups.extend(_study_groups(req, ctx, ident))
-    return groups
+    # TID 1500 lists TID 1410 groups before TID 1501 ones, and PixelMed's validator reads them in that
+    # order: the statement groups placed for OHIF (sr_groups.statement_region) go first; the others
+    # keep their order (OHIF opens on the first measurement: a lesion's, not a reference region's)
+    statements = [g for g in groups if _is_statement(g)]
+    return statements + [g for g in groups if not _is_statement(g)]
+
+
+def _is_statement(group: Group) -> bool:
+    """A TID 1410 group that states something without a number (sr_groups.statement_region)."""
+    return isinstance(group, hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations) and not any(
+        item.ValueType == "NUM" for item in group[0].ContentSequence)
+
+
+def _place(req: ReportRequest) -> SliceRef | None:
+    """Where a group without a NUM is put for OHIF (sr_groups.statement_region): the slice of the
+    longest target long axis, else the measured series' middle slice, else the first source image
+    (the Image Library's, `_library_images`); None when the study has no image."""
+    found = _anchor(req.timepoint.lesions)
+    if found is None and req.volume is not None and req.volume.slices:
+        found = req.volume.slices[len(req.volume.slices) // 2]
+    if found is None:
+        first = next((ds for ds in req.source_images if "Rows" in ds), None)
+        if first is not None:
+            frame = 1 if int(first.get("NumberOfFrames", 1) or 1) > 1 else None
+            found = SliceRef(str(first.SOPInstanceUID), str(first.SOPClassUID), frame)
+    return found
 
 
 def _free_slice(req: ReportRequest) -> SliceRef | None:
@@ -249,13 +280,14 @@ def qualitative_evaluations(req: ReportRequest, impression: Impression) -> hd.sr
         items.append(hd.sr.TextContentItem(nc.CRITERION_CITATION, _cut(a.citation.text), contains))
     items.append(hd.sr.TextContentItem(codes.DCM.Impression, _cut(impression.line), contains))
     reasons = list(a.reasons) if a is not None else ([req.reason] if req.reason else [])
-    for reason in reasons:
+    worded = impression.reasons  # the template's sentences (brain PET in French) in place of the criteria's own
+    for reason in worded or reasons:
         items.append(hd.sr.TextContentItem(nc.REASON, _cut(reason), contains))
     for x in req.extra_assessments:
         items.append(hd.sr.TextContentItem(nc.CRITERION_CITATION, _cut(f"{x.criterion}: {x.citation.text}"), contains))
-        for reason in x.reasons:
+        for reason in () if worded else x.reasons:
             items.append(hd.sr.TextContentItem(nc.REASON, _cut(f"{x.criterion}: {reason}"), contains))
-    for g in req.study_measurements:
+    for g in () if worded else req.study_measurements:
         said = "; ".join(f"{m.meaning} {m.value:.4g} {m.unit}" for m in g.items)
         items.append(hd.sr.TextContentItem(nc.REASON, _cut(f"{g.label}: {said}. {g.basis}"), contains))
     box.ContentSequence = hd.sr.ContentSequence(items)
@@ -290,6 +322,9 @@ def _library_images(req: ReportRequest) -> list[Dataset]:
         for where in (_free_slice(req), _anchor(req.timepoint.lesions) or middle):
             if where is not None:
                 wanted.add(where.sop_instance_uid)
+    place = _place(req)
+    if place is not None:
+        wanted.add(place.sop_instance_uid)
     images = [ds for ds in req.source_images if str(ds.SOPInstanceUID) in wanted]
     if not images:
         images = [ds for ds in req.source_images if "Rows" in ds][:1]

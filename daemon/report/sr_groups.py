@@ -22,6 +22,7 @@ from pydicom.sr.codedict import codes
 from daemon.criteria.assessment import Assessment
 from daemon.findings import Calliper, Lesion, LesionKind
 from daemon.report import codes as nc
+from daemon.report import sr_rano_bm
 from daemon.report.inputs import StudyMeasurementGroup
 from daemon.report.text import is_proposal, key_numbers, lesion_result, proposed_group
 from daemon.volume import SliceRef, Volume
@@ -81,6 +82,7 @@ class GroupContext:
     volumetric_groups: bool = False  # volume/intensities in a TID 1411 group (see sr.py)
     default_site: CodedConcept | None = None  # the route's organ when a lesion's site is free text
     extra_assessments: tuple[Assessment, ...] = ()  # per-lesion results go into the lesion groups
+    treatment_effect: tuple[str, ...] = ()  # tracking ids flagged possible treatment effect (sr_rano_bm)
 
 
 def tracking(uid: str, label: str, ohif: bool = False) -> hd.sr.TrackingIdentifier:
@@ -201,6 +203,7 @@ def lesion_group(
     if not ctx.volumetric_groups and where is not None:
         measurements.extend(volume_measurements(lesion, where))
     evaluations.extend(_proposals(lesion, ctx))
+    evaluations.extend(sr_rano_bm.lesion_evaluations(lesion, ctx.treatment_effect))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking(lesion.tracking_uid, lesion.tracking_id, ctx.ohif_hydratable),
         finding_type=ctx.finding,
@@ -211,6 +214,7 @@ def lesion_group(
         source_images=[segment_source] if segment_source is not None else None,
     )
     group[0].ContentSequence.extend(_texts(lesion))
+    group[0].ContentSequence.extend(sr_rano_bm.lesion_texts(lesion))
     return group
 
 
@@ -288,10 +292,43 @@ def corner_point(where: SliceRef, at: tuple[float, float] = ASSESSMENT_ANCHOR) -
     )
 
 
-# numbers a criterion computes beyond the sums, by its cut-off (details["cutoff"]) and number name
+def statement_region(where: SliceRef) -> hd.sr.ImageRegion:
+    """A POINT at `ASSESSMENT_ANCHOR` on the slice `where`, as the Image Region of a TID 1410 group
+    that states something without a number ('No lesion', 'Not evaluable', a category alone).
+
+    OHIF 3.12 cannot show an SR with a group that has no coordinate at all: `coords[0]` of that
+    measurement is undefined and `_checkIfCanAddMeasurementsToDisplaySet` (cornerstone-dicom-sr
+    getSopClassHandlerModule) throws "Cannot read properties of undefined (reading
+    'ReferencedSOPSequence')", which its error boundary turns into a blank viewer; an SR with no
+    group throws as well (`_getViewportReferencedDisplaySetData`). TID 1501 has no SCOORD of its
+    own, so these statements go in a TID 1410 group with this point, the place the viewer opens
+    on, not a region the statement is about (tests/viewer/test_ohif.py, deploy/CONFORMANCE.md §3)."""
+    frames = [where.frame_number] if where.frame_number is not None else None
+    return hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POINT,
+        graphic_data=np.array([ASSESSMENT_ANCHOR], dtype=np.float32),
+        source_image=hd.sr.SourceImageForRegion(where.sop_class_uid, where.sop_instance_uid, frames),
+    )
+
+
+Statement = hd.sr.MeasurementsAndQualitativeEvaluations | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+
+
+# numbers a criterion computes beyond the sums, by its cut-off (details["cutoff"]) and number name. The
+# amino-acid PET ratios each cut-off compares are shown in its group (sr.py `_lesion_anchor`: on the lesion's
+# slice) so that OHIF can place the group: a group with no NUM on an image stops OHIF 3.12 drawing the SR.
+# There the NUM has its SCOORD as only child (OHIF skips a NUM with more), so the statistic and region are in
+# a 99NADIR concept; the lesion groups hold the same ratios as (DCM 126039) with derivation and region.
+_L_N_MAX = nc.nadir("RLNMAX", "L/N SUVmax ratio")
 CRITERION_NUMBERS: dict[tuple[str, str], tuple[CodedConcept, CodedConcept]] = {
     ("fdg_dual_phase_horky", "index"): (nc.HORKY_INDEX, nc.NO_UNITS),
     ("fdg_dual_phase_horky_wm", "index"): (nc.HORKY_INDEX, nc.NO_UNITS),
+    ("fdg_dual_phase_horky", "l_gm_delayed"): (nc.nadir("RLGMMAX", "L/GM SUVmax ratio"), nc.NO_UNITS),
+    ("fdopa_cicone_rsuv", "ratio"): (_L_N_MAX, nc.NO_UNITS),
+    ("fdopa_lizarraga_ratios", "l_n"): (_L_N_MAX, nc.NO_UNITS),
+    ("fdopa_lizarraga_ratios", "l_s"): (nc.nadir("RLSMAX", "L/S SUVmax ratio"), nc.NO_UNITS),
+    ("fet_galldiks", "tbr_mean"): (nc.nadir("RTBRMEAN", "TBRmean (L/N SUVmean ratio)"), nc.NO_UNITS),
+    ("fet_puranik_twm", "ratio"): (nc.nadir("RTWM", "T/WM ratio (SUVmax / SUVmean)"), nc.NO_UNITS),
 }
 
 
@@ -302,15 +339,16 @@ def criterion_numbers(assessment: Assessment) -> list[tuple[CodedConcept, float 
 
 
 def assessment_group(
-    assessment: Assessment, uid: str, ctx: GroupContext, anchor: SliceRef | None
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    assessment: Assessment, uid: str, ctx: GroupContext, anchor: SliceRef | None, place: SliceRef | None = None
+) -> Statement:
     """Criterion and category as codes; the numbers as NUMs, each with a POINT SCOORD near
     the top-left corner of the slice `anchor` (`corner_point`).
 
     OHIF reads a NUM of a group without its own SCOORD through the NUM's SCOORD child
     (conformance §2.2 rule 6), so without an anchor the numbers stay in the text only.
     The anchor is a place to show them, not a region they were measured in: on a
-    lesion's calliper OHIF printed them over that lesion's labels.
+    lesion's calliper OHIF printed them over that lesion's labels. Without a NUM, the
+    group is a TID 1410 one with a POINT on `place` (`statement_region`), if given.
     """
     evaluations = [
         hd.sr.QualitativeEvaluation(codes.DCM.ResponseEvaluationMethod, nc.criterion_code(assessment.criterion)),
@@ -318,6 +356,7 @@ def assessment_group(
     ]
     if is_proposal(assessment):
         evaluations.append(hd.sr.QualitativeEvaluation(nc.REVIEW_STATUS, nc.TO_CONFIRM))
+    evaluations.extend(sr_rano_bm.assessment_evaluations(assessment))
     measurements: list[hd.sr.Measurement] = []
     if anchor is not None:
         k = key_numbers(assessment)
@@ -328,7 +367,7 @@ def assessment_group(
             (nc.PCT_VS_BASELINE, k.pct_baseline, nc.PERCENT),
             (nc.PCT_VS_NADIR, k.pct_nadir, nc.PERCENT),
         )
-        rows = (*rows, *criterion_numbers(assessment))
+        rows = (*rows, *criterion_numbers(assessment), *sr_rano_bm.volumetric_numbers(assessment))
         for concept, value, unit in rows:
             if value is None:
                 continue
@@ -340,8 +379,16 @@ def assessment_group(
                     referenced_coordinates=[corner_point(anchor)],
                 )
             )
+    label = tracking(uid, f"{assessment.criterion} assessment")
+    if not measurements and place is not None:
+        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=label,
+            referenced_region=statement_region(place),
+            algorithm_id=ctx.algorithm,
+            qualitative_evaluations=evaluations,
+        )
     return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking(uid, f"{assessment.criterion} assessment"),
+        tracking_identifier=label,
         algorithm_id=ctx.algorithm,
         measurements=measurements or None,
         qualitative_evaluations=evaluations,
@@ -349,14 +396,25 @@ def assessment_group(
 
 
 def outcome_group(
-    label: str, uid: str, ctx: GroupContext, name: CodedConcept, value: CodedConcept
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """'No lesion', 'Not evaluable', 'No suitable series': one coded statement, no NUM."""
+    label: str, uid: str, ctx: GroupContext, name: CodedConcept, value: CodedConcept, place: SliceRef | None
+) -> Statement:
+    """'No lesion', 'Not evaluable', 'No suitable series': one coded statement, no NUM; a TID 1410
+    group with a POINT on `place` so that OHIF can show the SR (`statement_region`), TID 1501
+    when the study has no image to place it on."""
+    evaluations = [hd.sr.QualitativeEvaluation(name, value)]
+    if place is not None:
+        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking(uid, label),
+            referenced_region=statement_region(place),
+            finding_type=ctx.finding,
+            algorithm_id=ctx.algorithm,
+            qualitative_evaluations=evaluations,
+        )
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking(uid, label),
         finding_type=ctx.finding,
         algorithm_id=ctx.algorithm,
-        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name, value)],
+        qualitative_evaluations=evaluations,
     )
 
 

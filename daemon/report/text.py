@@ -11,8 +11,10 @@ import jinja2
 from daemon import __version__
 from daemon.criteria.assessment import Assessment, TimepointResult
 from daemon.findings import Lesion, LesionKind
+from daemon.report.amino_text import amino_context
 from daemon.report.inputs import Outcome, ReportRequest
 from daemon.report.percist_text import percist_context
+from daemon.report.response_text import response_context
 
 LANGUAGES = ("en", "fr")
 
@@ -22,6 +24,8 @@ class Impression:
     language: str
     line: str  # the one-line impression (KOS description, SR, summary page)
     details: str  # criterion with citation, reasons, flags, comparisons, disclaimer
+    # the SR's reasons as the template words them (brain PET in French), in place of the criteria's own
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,14 @@ def _num(lang: str) -> Any:
     return f
 
 
+def _num2(lang: str) -> Any:
+    def f(x: float) -> str:
+        s = f"{x:.2f}"
+        return s.replace(".", ",") if lang == "fr" else s
+
+    return f
+
+
 def _pct(lang: str) -> Any:
     num = _num(lang)
 
@@ -135,10 +147,11 @@ def _environment(templates_dir: Path, lang: str) -> jinja2.Environment:
     )
     env.filters["num"] = _num(lang)
     env.filters["pct"] = _pct(lang)
+    env.filters["num2"] = _num2(lang)
     return env
 
 
-def context(req: ReportRequest, software_version: str = __version__) -> dict[str, Any]:
+def context(req: ReportRequest, software_version: str = __version__, language: str = "en") -> dict[str, Any]:
     a = req.assessment
     k = key_numbers(a)
     lesions = req.timepoint.lesions
@@ -170,7 +183,9 @@ def context(req: ReportRequest, software_version: str = __version__) -> dict[str
         "chun_groups": {k: {"baseline": b, "group": g} for k, (b, g) in chun_groups(req).items()},
         "chun_proposed": any(proposed_group(les) for les in lesions),
         "software_version": software_version,
-        "percist": percist_context(req),  # PERCIST 1.0: its own sentence (report/percist_text.py)
+        "percist": percist_context(req),
+        "amino": amino_context(req),  # brain PET: ratios and criteria, worded by the template (report/amino_text.py)  # PERCIST 1.0: its own sentence (report/percist_text.py)
+        "response": response_context(req, language),  # irradiated field, volumetric (report/response_text.py)
     }
 
 
@@ -179,10 +194,17 @@ def render_impression(req: ReportRequest, language: str, templates_dir: Path) ->
         raise ValueError(f"no report template for language {language!r}; have {LANGUAGES}")
     env = _environment(templates_dir, language)
     module = env.get_template(f"impression.{language}.j2").module
-    ctx = context(req)
+    ctx = context(req, language=language)
     line = " ".join(str(module.impression(ctx)).split())  # type: ignore[attr-defined]
     details = str(module.details(ctx)).strip()  # type: ignore[attr-defined]
-    return Impression(language=language, line=line, details=details)
+    reasons: tuple[str, ...] = ()
+    amino = ctx["amino"]
+    if amino is not None and language != "en" and (req.outcome == Outcome.MEASURED or amino["reasons"]):
+        # the criteria's, regions' and input's sentences in the report's language, not the criteria's English
+        words: Any = env.get_template(f"amino.{language}.j2").module
+        lines = str(words.lines(amino) if req.outcome == Outcome.MEASURED else words.no_series(amino))
+        reasons = tuple(s.strip() for s in lines.splitlines() if s.strip())
+    return Impression(language=language, line=line, details=details, reasons=reasons)
 
 
 def category_label(category: str, language: str, templates_dir: Path) -> str:

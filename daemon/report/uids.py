@@ -12,7 +12,7 @@ import uuid
 # Fixed for the life of the product: changing it changes every UID Nadir writes.
 NADIR_NAMESPACE = uuid.UUID("6f1c0d2e-4b7a-5e55-9a8c-0d1a2d1b7e11")
 
-OBJECT_KINDS = ("sr", "seg", "sc", "ko")
+OBJECT_KINDS = ("sr", "seg", "sc", "ko", "rtstruct", "research-sr")
 
 
 def uid_from(*parts: str) -> str:

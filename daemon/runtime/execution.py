@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,12 +27,15 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import ConfigError, Settings
+from daemon.config import DEFAULT_OUTPUTS, ConfigError, OutputKind, Settings
 from daemon.pipelines.base import PipelineInput, UnknownPipelineError, resolve
+from daemon.pipelines.research import collect_research
 from daemon.report.failure import FailedJob, build_failure_sr
+from daemon.report.kinds import kind_of_dataset, taken_by
 from daemon.report.reissue import reissue
 from daemon.routing_rules import load_rules
 from daemon.runtime.priors import NodePriors
+from daemon.runtime.research import write_tables
 from daemon.segment.timing import collect_inferences
 from daemon.store import jobs as jobstore
 from daemon.store import outbox, telemetry
@@ -115,7 +118,15 @@ def pipeline_input(settings: Settings, sessions: sessionmaker[Session], job: job
         job.study_instance_uid, job.route, tuple(files), job.parameters, job.revision,
         priors=NodePriors(settings, sessions, last_attempt=job.last_attempt), report=settings.report,
         site_rules_dir=settings.criteria.site_dir,  # over the shipped rules files, wherever routing.yaml is
+        outputs=wanted_outputs(settings, job.destinations),
     )
+
+
+def wanted_outputs(settings: Settings, destinations: Sequence[str]) -> frozenset[OutputKind]:
+    """The kinds of output that some destination of a job takes (the default with none)."""
+    if not destinations:
+        return frozenset(DEFAULT_OUTPUTS)
+    return frozenset().union(*(settings.outputs_of(d) for d in destinations))
 
 
 def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.ClaimedJob) -> jobstore.JobState | None:
@@ -126,16 +137,21 @@ def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.C
         with _Heartbeat(sessions, job, settings) as beat:
             files = study_files(sessions, Spool(settings.store.spool_dir), job.study_instance_uid)
             pipeline = resolve(job.pipeline)
-            with collect_inferences() as inferences:  # each model run's seconds (daemon.segment.timing)
+            with collect_inferences() as inferences, collect_research() as tables:  # timings; research CSVs
                 datasets = pipeline(pipeline_input(settings, sessions, job, files))
             # a changed content of a re-run goes out under new UIDs (daemon.report.reissue)
             with sessions() as session:
                 previous = outbox.latest_issues(session, data_dir, [str(ds.SOPInstanceUID) for ds in datasets])
             issued = reissue(datasets, previous)
+            write_tables(settings.research_folder, tables,
+                         dict(zip(issued.base_uids, (str(ds.SOPInstanceUID) for ds in issued.datasets), strict=True)))
+            wanted = wanted_outputs(settings, job.destinations)  # what no destination takes is not kept
+            kinds = [kind_of_dataset(ds, settings.report) for ds in issued.datasets]
             outputs = [
                 outbox.Output(str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.StudyInstanceUID),
-                              outbox.write_output(data_dir, ds), base, issued.content_digest)
-                for ds, base in zip(issued.datasets, issued.base_uids, strict=True)
+                              outbox.write_output(data_dir, ds), base, issued.content_digest, kind)
+                for ds, base, kind in zip(issued.datasets, issued.base_uids, kinds, strict=True)
+                if taken_by(kind, wanted)
             ]
             if issued.changed:
                 log.info("job %d: content changed since the last run: %d output(s) under new UIDs",
@@ -148,7 +164,7 @@ def execute(settings: Settings, sessions: sessionmaker[Session], job: jobstore.C
                 log.warning("job %d: lease lost before completion; its result is discarded", job.id)
                 session.rollback()
                 return None
-            outbox.add(session, outputs, job.destinations, job.id, now)
+            outbox.add(session, outputs, job.destinations, job.id, now, settings.outputs_of)
             telemetry.add_inferences(session, job.id, job.route, inferences, now)
             session.commit()  # the job is DONE and its outbox rows exist, or neither
         log.info("job %d: done, %d output(s) for %d destination(s)", job.id, len(outputs), len(job.destinations))
@@ -192,8 +208,8 @@ def report_failure(settings: Settings, sessions: sessionmaker[Session], job: job
         sr = build_failure_sr(failed, headers, settings.report)
         path = outbox.write_output(settings.store.data_dir, sr)
         with sessions() as session:
-            added = outbox.add(session, [outbox.Output(str(sr.SOPInstanceUID), str(sr.SOPClassUID), study, path)],
-                               job.destinations, job.id, utcnow())
+            added = outbox.add(session, [outbox.Output(str(sr.SOPInstanceUID), str(sr.SOPClassUID), study, path, kind="sr")],
+                               job.destinations, job.id, utcnow(), settings.outputs_of)
             session.commit()
     except Exception:
         log.exception("job %d: the SR telling the PACS that study %s has no result (route %s) could not be written",

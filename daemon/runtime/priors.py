@@ -44,10 +44,12 @@ from daemon.pipelines.priors import (
     Priors,
     PriorsUnavailable,
     Request,
+    RtLookup,
     patient_key_problem,
 )
 from daemon.report.inputs import InstanceRef, PriorStudy
 from daemon.report.readback import NotOurReport, ReadBack, read_report
+from daemon.runtime.priors_rt import rt_from_pacs
 from daemon.store import lesions as lesion_store
 from daemon.store.models import Instance
 from daemon.store.spool import Spool
@@ -262,6 +264,28 @@ class NodePriors:
                 session.commit()
         except SQLAlchemyError as exc:
             log.warning("lesion history of study %s not recorded: %s", req.study_instance_uid, exc)
+
+    def rt_objects(self, req: Request) -> RtLookup:
+        """The patient's RT objects in the PACS (`daemon.runtime.priors_rt`). A failed query raises
+        PriorsUnavailable while the job has attempts left; on its last attempt it answers
+        "unavailable" with why: never "no RT objects"."""
+        problem = patient_key_problem(req)
+        if problem is not None:
+            return RtLookup((), UNAVAILABLE, f"RT objects not looked up: {problem}")
+        try:
+            found = rt_from_pacs(self._settings, req)
+        except (QueryError, ValueError, AttributeError, KeyError) as exc:
+            log.warning("RT objects: PACS query failed: %s", exc)
+            why = f"the PACS ({req.pacs}) could not be queried: {exc}"
+            if not self._last_attempt:
+                raise PriorsUnavailable(f"RT objects of study {req.study_instance_uid} could not be looked up: "
+                                        f"{why}") from exc
+            return RtLookup((), UNAVAILABLE, why)
+        if found is None:
+            return RtLookup((), "none", "no PACS to query for RT objects")
+        if not found:
+            return RtLookup((), "none", f"no RT object of the patient in the PACS ({req.pacs})")
+        return RtLookup(found, "pacs", f"{len(found)} RT object(s) from the PACS ({req.pacs})")
 
     def same_study(self, req: Request, wait: bool) -> Timepoint | None:
         """The timepoint route `req.route` recorded for this study; with `wait`, PriorsUnavailable

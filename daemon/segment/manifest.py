@@ -2,7 +2,7 @@
 
 A model folder holds the ONNX file and this manifest, which says what the network
 expects (modality, orientation, spacing, intensity normalisation, patch size,
-channels), what it answers (labels with coded meanings and roles, lesion or
+channels, preprocessing steps), what it answers (labels with coded meanings and roles, lesion or
 organ; threshold, minimum lesion size), under which licence, how it was trained
 and exported, and how well it did.
 Errors name the file, the key and the line.
@@ -11,7 +11,7 @@ Errors name the file, the key and the line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -74,6 +74,67 @@ class Normalisation(_Strict):
         return self
 
 
+class N4Step(_Strict):
+    """N4 bias-field correction (SimpleITK's N4BiasFieldCorrectionImageFilter, Tustison 2010).
+
+    The field is fitted on the image shrunk by `shrink_factor` (per axis), with
+    `iterations` per fitting level (one entry per level, each level halving the
+    B-spline spacing), inside an Otsu foreground mask (`mask: otsu`) or everywhere
+    (`all`); the full-resolution image is then divided by the fitted field.
+    """
+
+    step: Literal["n4"]
+    shrink_factor: int = Field(4, ge=1, le=16)
+    iterations: tuple[int, ...] = Field((50, 50, 50, 50), min_length=1, max_length=8)
+    convergence_threshold: float = Field(0.001, gt=0.0, lt=1.0)
+    control_points: int = Field(4, ge=4, le=32)  # per axis at the first level (> spline order 3)
+    mask: Literal["otsu", "all"] = "otsu"
+
+    @model_validator(mode="after")
+    def _iterations(self) -> N4Step:
+        if any(n < 1 for n in self.iterations):
+            raise ValueError("iterations are >= 1 at every fitting level")
+        return self
+
+
+class RescaleStep(_Strict):
+    """Linear rescaling to a fixed range: the `percentiles` (of the voxels selected by `mask`)
+    map to `range`, values beyond them clipped (the seed study's 0-255)."""
+
+    step: Literal["rescale"]
+    percentiles: tuple[float, float] = (0.0, 100.0)
+    range: tuple[float, float] = (0.0, 255.0)
+    mask: Literal["all", "nonzero"] = "all"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RescaleStep:
+        lo, hi = self.percentiles
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ValueError("percentiles are [low, high] with 0 <= low < high <= 100")
+        if not self.range[0] < self.range[1]:
+            raise ValueError("range is [low, high] with low < high")
+        return self
+
+
+class BackgroundStep(_Strict):
+    """Background removal: voxels outside the head (or body) set to `value`.
+
+    The foreground is above a threshold (`threshold: otsu`, or `fraction` x the
+    99th percentile), optionally reduced to its largest connected component and
+    with its holes filled (so dark structures inside the head are kept).
+    """
+
+    step: Literal["background"]
+    threshold: Literal["otsu", "fraction"] = "otsu"
+    fraction: float = Field(0.1, gt=0.0, lt=1.0)  # threshold: fraction, of the 99th percentile
+    largest_component: bool = True
+    fill_holes: bool = True
+    value: float = 0.0
+
+
+PreprocessingStep = Annotated[N4Step | RescaleStep | BackgroundStep, Field(discriminator="step")]
+
+
 class InputSpec(_Strict):
     name: str | None = None  # ONNX input name; default: the model's first input
     orientation: str = Field("LPS", description="patient direction of increasing i, j, k (nibabel 'to' convention)")
@@ -81,6 +142,8 @@ class InputSpec(_Strict):
     spacing_mm: tuple[float, float, float]  # along i, j, k (the orientation letters' order)
     patch_size: tuple[int, int, int]  # in tensor axis order
     channels: int = Field(1, ge=1)
+    # applied in this order on the model's grid, before the normalisation (daemon.segment.preparation)
+    preprocessing: tuple[PreprocessingStep, ...] = ()
     normalisation: Normalisation
 
     @model_validator(mode="after")
@@ -222,4 +285,32 @@ def load_manifest(folder: Path) -> tuple[Manifest, dict[tuple[str | int, ...], i
     try:
         return Manifest(**data), lines
     except ValidationError as exc:
-        raise ModelError(format_validation_error(path, exc, lines)) from exc
+        raise ModelError(format_validation_error(path, exc, _with_step_tags(data, lines), key=_key)) from exc
+
+
+def _step_tags(data: dict[str, object]) -> list[tuple[int, str]]:
+    inp = data.get("input")
+    steps = inp.get("preprocessing") if isinstance(inp, dict) else None
+    if not isinstance(steps, list):
+        return []
+    return [(n, str(s["step"])) for n, s in enumerate(steps) if isinstance(s, dict) and "step" in s]
+
+
+def _with_step_tags(data: dict[str, object], lines: dict[tuple[str | int, ...], int]) -> dict[tuple[str | int, ...], int]:
+    """The lines also under pydantic's locations of a preprocessing step, which carry the step's
+    tag after its index (input.preprocessing.0.n4.shrink_factor)."""
+    out = dict(lines)
+    for n, tag in _step_tags(data):
+        head = ("input", "preprocessing", n)
+        for loc, line in lines.items():
+            if loc[:3] == head:
+                out[(*head, tag, *loc[3:])] = line
+    return out
+
+
+def _key(loc: tuple[str | int, ...]) -> str:
+    """A dotted key without the step tag pydantic adds (input.preprocessing.0.shrink_factor)."""
+    if len(loc) > 3 and loc[:2] == ("input", "preprocessing") and isinstance(loc[2], int) \
+            and loc[3] in ("n4", "rescale", "background"):
+        loc = (*loc[:3], *loc[4:])
+    return ".".join(str(p) for p in loc) or "(top level)"

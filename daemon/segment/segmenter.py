@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from daemon.segment.manifest import ModelError
 from daemon.segment.postprocess import activate, decide, needed_channels, remove_small
+from daemon.segment.preparation import prepare
 from daemon.segment.preprocess import (
     model_shape,
     normalise,
@@ -51,6 +52,7 @@ def probabilities(volume: Volume, model: LoadedModel) -> dict[int, FloatArray]:
     if np.shares_memory(x, volume.array):
         x = x.copy()  # normalisation works in place; never on the caller's volume
     del src
+    x = prepare(x, spec.preprocessing, spacing_in_array_order(spec))  # the manifest's steps, in order
     x = normalise(x, spec.normalisation)
     xyz = spec.tensor_axes == "xyz"
     if xyz:

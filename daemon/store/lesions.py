@@ -59,6 +59,7 @@ def lesion_to_json(les: Lesion) -> dict[str, Any]:
         "long": _calliper(m.long_axis), "short": _calliper(m.short_axis),
         "volume_ml": m.volume_ml, "centroid": list(m.centroid) if m.centroid else None,
         "d3": m.max_3d_diameter_mm, "intensity": dict(m.intensity), "notes": dict(m.notes),
+        **({"radiomics": dict(m.radiomics)} if m.radiomics else {}),  # for the next study's delta-radiomics
     }
 
 
@@ -87,6 +88,7 @@ def lesion_from_json(d: dict[str, Any]) -> Lesion:
         max_3d_diameter_mm=d.get("d3"),
         intensity={str(k): float(v) for k, v in (d.get("intensity") or {}).items()},
         notes={str(k): str(v) for k, v in (d.get("notes") or {}).items()},
+        radiomics={str(k): float(v) for k, v in (d.get("radiomics") or {}).items()},
     )
     return Lesion(
         tracking_id=str(d["id"]), tracking_uid=str(d["uid"]), kind=LesionKind(d["kind"]),

@@ -19,7 +19,7 @@ import enum
 import os
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,7 +41,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from daemon.config import OutboxSettings
+from daemon.config import OutboxSettings, OutputKind
+from daemon.report.kinds import taken_by
 from daemon.report.reissue import Issue
 from daemon.store.db import Base
 from daemon.store.jobs import ClaimedJob, Job, JobState, claimed, utc
@@ -135,16 +136,22 @@ class Output:
     path: str  # relative to the outputs root
     issue_of: str | None = None  # the UID the pipeline derived, when sent under another
     content_digest: str | None = None
+    kind: OutputKind | None = None  # daemon.report.kinds; None: a class of no kind, sent everywhere
 
 
-def add(session: Session, outputs: Sequence[Output], destinations: Sequence[str], job_id: int | None, now: datetime) -> int:
-    """Within the caller's transaction: one PENDING row per (output, destination).
+def add(session: Session, outputs: Sequence[Output], destinations: Sequence[str], job_id: int | None, now: datetime,
+        outputs_of: Callable[[str], frozenset[OutputKind]] | None = None) -> int:
+    """Within the caller's transaction: one PENDING row per (output, destination), for
+    each destination that takes the output's kind (`outputs_of(destination)`, the
+    settings' `destinations.<name>.outputs`; None: every destination takes everything).
 
     An existing row with the same key (a re-run) is made PENDING again with the new file.
     """
     count = 0
     for out in outputs:
         for dest in destinations:
+            if outputs_of is not None and not taken_by(out.kind, outputs_of(dest)):
+                continue
             row = session.scalar(
                 select(OutboxRow).where(OutboxRow.sop_instance_uid == out.sop_instance_uid, OutboxRow.destination == dest)
             )

@@ -132,3 +132,40 @@ def test_volumetric_label_follows_the_rules_file(params: RanoBmParams) -> None:
     vol = params.volumetric.model_copy(update={"exploratory": False})
     a = rano_bm.assess(seq, params.model_copy(update={"volumetric": vol}))
     assert a.details["volumetric_response"] == "PR" and a.flags == ()
+
+
+def test_treatment_effect_names_the_treated_lesion_that_grew_not_the_untreated(params: RanoBmParams) -> None:
+    """Both lesions grow >= 5 mm (PD); only A was irradiated, 90 days before: A is flagged, B is not."""
+    seq = [tp("b", les("A", 20), les("B", 15)),
+           tp("f", les("A", 27, treated_field=True, days_since_treatment=90), les("B", 21))]
+    r = rano_bm.assess(seq, params).timepoints[1]
+    assert r.category == "PD" and "possible_treatment_effect" in r.flags
+    assert r.details["treatment_effect_lesions"] == "A"
+    said = " ".join(r.reasons)
+    assert "untreated B also grew" in said and "radionecrosis versus progression" in said
+    assert "radionécrose ou progression" in r.details["treatment_effect_question_fr"]
+
+
+def test_treatment_effect_window_and_dates(params: RanoBmParams) -> None:
+    def follow(days: int | None, mm: float = 27) -> rano_bm.TimepointResult:
+        seq = [tp("b", les("A", 20), les("B", 15)),
+               tp("f", les("A", mm, treated_field=True, days_since_treatment=days), les("B", 15))]
+        return rano_bm.assess(seq, params).timepoints[1]
+
+    inside = follow(700)  # 24 months = 730.5 days
+    assert "possible_treatment_effect" in inside.flags
+    assert any("treated lesion(s) only" in r for r in inside.reasons)
+    assert "possible_treatment_effect" not in follow(800).flags, "beyond the window"
+    assert "possible_treatment_effect" not in follow(-3).flags, "treated after this study"
+    assert "possible_treatment_effect" in follow(None).flags, "date unknown: cannot be excluded"
+    assert "possible_treatment_effect" not in follow(90, mm=24).flags, "grew < 5 mm"
+
+
+def test_treatment_effect_without_progression(params: RanoBmParams) -> None:
+    """A treated lesion grows 6 mm but the sum stays < +20 % (SD): flagged, the category kept."""
+    seq = [tp("b", les("A", 20), les("B", 30), les("C", 30)),
+           tp("f", les("A", 26, treated_field=True), les("B", 30), les("C", 30))]
+    r = rano_bm.assess(seq, params).timepoints[1]
+    assert r.category == "SD" and "possible_treatment_effect" in r.flags
+    assert any(x.startswith("treated lesion(s) A grew") and "radionecrosis cannot be excluded" in x
+               for x in r.reasons)

@@ -39,10 +39,12 @@ from daemon.report.readback import read_report
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 SR, SEG, SC, KO = 9001, 9002, 9003, 9004
-# Issue 15 asks 1.5 mm; not reached here (3 of 7 long axes, the largest error 4.1 mm). On this
-# grid's 2.8 mm pixels measuring the true mask alone is up to 1.3 mm off, and the demo model
-# under-segments large Chun group 3 metastases by 2-3 mm (models/README.md, the demo liver model).
-TOLERANCE_MM = 4.5
+# Issue 15 asks 1.5 mm; not reached here: 6 of 11 axes within 1.5 mm, the largest error 3.48 mm
+# (H2 at t0; bench/liver_axes.py prints them), hence 3.48 + 0.3 mm margin. On this grid's 2.8 mm
+# pixels measuring the true mask alone is within 0.84 mm, but the demo model segments the large
+# Chun group 3 metastases (soft 10 mm interface, rim) 2.4-3.3 mm short and the sharp ones up to
+# 2.7 mm long (models/README.md, the demo liver model).
+TOLERANCE_MM = 3.8
 MEASURED_FROM_MM = 10.0
 
 

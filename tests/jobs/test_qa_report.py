@@ -12,6 +12,8 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
+from daemon.demo.perfusion_phantom import Protocol, WriteOptions, perfusion_phantom, write_dynamic
+from daemon.demo.phantom import Grid
 from daemon.pipelines import qa_report
 from daemon.pipelines.base import PipelineInput
 from jobs.studies import make_series, write_study
@@ -54,3 +56,42 @@ def test_sr_is_deterministic_valid_and_in_the_source_study(tmp_path: Path) -> No
     out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
     errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
     assert errors == []
+
+
+def test_a_dynamic_series_is_reported_as_dynamic_not_as_duplicated_slices(tmp_path: Path) -> None:
+    # the SYNTHETIC perfusion phantom written as DICOM: 6 frames of the same 12 positions, told apart by
+    # TemporalPositionIdentifier (and their acquisition times)
+    times = (11.0, 12.0, 13.0, 15.0, 35.0, 55.0)
+    ph = perfusion_phantom(Protocol(grid=Grid((12, 16, 16), (2.5, 24.0, 24.0), centre=(-20.0, 0.0, 62.0)),
+                                    times_s=times, max_shift_mm=(0.0, 0.0)))
+    files = write_dynamic(ph, tmp_path / "dyn")
+    headers = qa_report.read_headers(files)
+    (qa,) = qa_report.assess_study(headers)
+    assert qa.findings == () and qa.instances == 72
+    assert qa.median_spacing_mm == pytest.approx(2.5)
+    assert qa.dynamic is not None
+    assert "6 time frames of 12 slice positions" in qa.dynamic and "TemporalPositionIdentifier" in qa.dynamic
+    assert "frame times (s): 0, 1, 2, 4, 24, 44" in qa.dynamic and "a frame every 1 to 20 s" in qa.dynamic
+    # a frame that lost a slice is dynamic still, and says which; a slice sent twice in one frame is a duplicate
+    (gap,) = qa_report.assess_study(headers[:30] + headers[31:])
+    assert gap.dynamic is not None and gap.findings == ("dynamic series: frame 3 holds 11 of the 12 slice positions",)
+    twice = pydicom.Dataset(headers[0])
+    twice.SOPInstanceUID = generate_uid()
+    (dup,) = qa_report.assess_study([*headers, twice])
+    assert dup.dynamic is None and any("duplicated slices" in f for f in dup.findings)
+    # without the identifiers, the n-th acquisition time at each position is frame n
+    for ds in headers:
+        del ds.TemporalPositionIdentifier, ds.AcquisitionNumber
+    (by_time,) = qa_report.assess_study(headers)
+    assert by_time.findings == () and by_time.dynamic is not None and "0, 1, 2, 4, 24, 44" in by_time.dynamic
+
+
+def test_a_dynamic_series_in_the_sr_text(tmp_path: Path) -> None:
+    ph = perfusion_phantom(Protocol(grid=Grid((4, 8, 8), (2.5, 40.0, 40.0), centre=(-20.0, 0.0, 62.0)),
+                                    times_s=(11.0, 25.0, 45.0), max_shift_mm=(0.0, 0.0)))
+    files = write_dynamic(ph, tmp_path / "dyn", WriteOptions())
+    st = str(pydicom.dcmread(files[0]).StudyInstanceUID)
+    sr = qa_report.run(PipelineInput(st, "qa-report", tuple(files)))[0]
+    series = sr.ContentSequence[1].ContentSequence
+    assert sr.ContentSequence[0].TextValue.endswith("no problem found")
+    assert series[1].TextValue.startswith("dynamic series (4D): 3 time frames of 4 slice positions")

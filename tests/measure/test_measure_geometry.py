@@ -60,6 +60,54 @@ def test_axes_volume_and_diameter_match_truth(spacing, a, b, c, angle) -> None:
     assert np.linalg.norm(np.subtract(centroid, ell.centre)) < 0.5  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("pixel_mm", [0.5, 0.78, 1.5, 2.8])
+def test_long_axis_has_no_half_pixel_bias(pixel_mm: float) -> None:
+    """24 analytic ellipses (12-40 mm, random angle and sub-pixel position) on one pixel size.
+
+    The longest diameter is a maximum over directions: on the staircase outline of the voxels
+    it over-read by 0.37-0.63 pixel on average here (corners); on the smooth area-preserving
+    outline the mean error is within a quarter pixel, each one within three quarters.
+    """
+    rng = np.random.default_rng(7)
+    long_err, short_err = [], []
+    for _ in range(24):
+        a = rng.uniform(6.0, 20.0)
+        b = a * rng.uniform(0.6, 1.0)
+        n = int(math.ceil((2 * a + 6 * pixel_mm) / pixel_mm)) + 1
+        vol = make_volume((3, n, n), (2.0, pixel_mm, pixel_mm))
+        centre = vol.index_to_patient((1.0, (n - 1) / 2 + rng.uniform(-0.5, 0.5), (n - 1) / 2 + rng.uniform(-0.5, 0.5)))
+        ell = in_plane_ellipsoid(tuple(centre), a, b, 50.0, rng.uniform(0.0, 180.0))  # type: ignore[arg-type]
+        axes = geometry.axial_axes(vol, ell.inside(voxel_centres(vol)))
+        assert axes is not None and axes.short_axis is not None
+        long_err.append((axes.long_axis.length_mm - 2 * a) / pixel_mm)
+        short_err.append((axes.short_axis.length_mm - 2 * b) / pixel_mm)
+    assert abs(float(np.mean(long_err))) < 0.25, long_err
+    assert max(abs(e) for e in long_err) < 0.75, long_err
+    assert abs(float(np.mean(short_err))) < 0.25, short_err
+    assert max(abs(e) for e in short_err) < 0.85, short_err
+
+
+def _area(lines: list[np.ndarray]) -> float:
+    """Shoelace area of closed outlines, holes (the other way round) subtracted."""
+    return abs(sum(0.5 * float(np.sum(ji[:, 1] * np.roll(ji[:, 0], -1) - np.roll(ji[:, 1], -1) * ji[:, 0]))
+                   for ji in lines))
+
+
+def test_smooth_outline_keeps_the_area_and_falls_back_on_a_pixel() -> None:
+    mask = np.zeros((30, 40), dtype=bool)
+    mask[5:14, 6:12] = True
+    mask[8:11, 12:15] = True
+    mask[15:25, 20:35] = True  # a second piece in the slice
+    mask[18:22, 25:30] = False  # with a hole
+    lines = geometry.smooth_contours(mask)
+    assert len(lines) == 3
+    assert abs(_area(lines) - mask.sum()) <= 1e-3 * mask.sum()
+    single = np.zeros((5, 5), dtype=bool)
+    single[2, 2] = True
+    assert geometry.smooth_contours(single)  # one pixel still has an outline
+    assert geometry.smooth_contours(np.zeros((5, 5), dtype=bool)) == []
+
+
 def test_callipers_are_perpendicular_on_one_slice_with_image_points() -> None:
     vol, mask, _ell = _ellipsoid_case((2.0, 0.6, 0.9), 14.0, 8.0, 10.0, 27.0)
     axes = geometry.axial_axes(vol, mask)
@@ -110,7 +158,8 @@ def test_concave_lesion_short_axis_is_a_chord_inside_the_outline() -> None:
     axes = geometry.axial_axes(vol, mask)
     assert axes is not None and axes.short_axis is not None
     diag = math.hypot(40.0, 40.0)
-    assert abs(axes.long_axis.length_mm - diag) < 0.8
+    # between the bars' outer corners; the smooth outline rounds a square corner by under a pixel
+    assert diag - 2.0 < axes.long_axis.length_mm < diag
     assert axes.short_axis.length_mm < axes.long_axis.length_mm
     # the chord ends on the outline: its mid-point of a perpendicular at a corner is inside or on the edge
     assert axes.short_axis.length_mm > 10.0

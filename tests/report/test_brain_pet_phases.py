@@ -5,9 +5,12 @@ reason, and Horky's dual-phase index from the early and delayed series of one st
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pydicom.dataset import Dataset
 
 from daemon.demo import brain_pet_phantom as bp
@@ -15,6 +18,9 @@ from daemon.pipelines.base import PipelineInput
 from daemon.pipelines.brain_pet import run
 
 from .test_brain_pet import _nums, _texts
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
+from helpers_wholebody import MemoryPriors  # noqa: E402
 
 
 def _run(study: bp.BrainPetStudy) -> list[Dataset]:
@@ -73,4 +79,37 @@ def test_dual_phase_fdg_horky_index(tmp_path: Path) -> None:
 
 def test_fdg_without_early_series_horky_not_evaluable_with_its_reason(tmp_path: Path) -> None:
     text = _texts(_sr(_run(bp.write(tmp_path, "FDG", t=0))))
-    assert "Horky dual-phase index not evaluable: no early series in this study" in text
+    assert "Horky dual-phase index not evaluable: no early acquisition within 10 h: no early series in this study" in text
+
+
+def _pet_input(study: bp.BrainPetStudy, priors: MemoryPriors) -> PipelineInput:
+    return PipelineInput(study.study_instance_uid, "brain-pet-amino", study.files, priors=priors)
+
+
+def test_dual_phase_fdg_across_two_studies(tmp_path: Path) -> None:
+    # the delayed acquisition arrives as its own study after the early one (the patient's history
+    # kept in memory as the node's database keeps it): Horky's index pairs it with the early study's
+    # lesion of the same tracking id when the acquisitions are the rules' 60-600 min apart (here 135)
+    priors = MemoryPriors()
+    early = bp.write_dual_phase_fdg(tmp_path / "a", t=1, phases=("early",))
+    sr = _sr(run(_pet_input(early, priors)))
+    assert "Horky dual-phase index not evaluable: no early acquisition within 10 h" in _texts(sr)
+    early_ratio = _nums(sr)["L/GM SUVmax ratio"]  # shown beside the criterion: this acquisition's L/GM
+    delayed = bp.write_dual_phase_fdg(tmp_path / "b", t=1, seed=8, phases=("delayed",),
+                                      study_minutes=bp.DELAYED_MIN - bp.EARLY_MIN)
+    sr = _sr(run(_pet_input(delayed, priors)))
+    text = _texts(sr)
+    assert "Horky (FDG, brain metastases): index_gt_0.19: recurrence_favoured" in text
+    assert f"study {early.study_instance_uid}, 135 min earlier" in text
+    n = _nums(sr)
+    # the index from the early study's L/GM (as its own report gave it) and this one's
+    assert n["Horky dual-phase FDG index"] == pytest.approx(n["L/GM SUVmax ratio"] / early_ratio - 1.0, abs=0.005)
+    # near the design (the studies' noise differs: measured 0.31 for 0.35)
+    assert abs(n["Horky dual-phase FDG index"] - bp.DUAL_PHASE_INDEX) <= 0.2 * bp.DUAL_PHASE_INDEX
+    # a delayed study of another injection (the next day): no early acquisition within the interval
+    later = bp.write_dual_phase_fdg(tmp_path / "c", t=1, seed=9, phases=("delayed",),
+                                    injected_after=timedelta(days=1))
+    sr = _sr(run(_pet_input(later, priors)))
+    text = _texts(sr)
+    assert "Horky dual-phase index not evaluable: no early acquisition within 10 h" in text
+    assert "recurrence_favoured" not in text and "Horky dual-phase FDG index" not in _nums(sr)

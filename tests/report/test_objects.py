@@ -16,8 +16,9 @@ from pydicom.dataset import Dataset
 from daemon.findings import Measurements, Timepoint
 from daemon.report import codes as nc
 from daemon.report.bundle import build_report, sr_identity
+from daemon.report.identity import ObjectIdentity
 from daemon.report.inputs import Outcome, ReportRequest
-from daemon.report.kos import KosIdentity, build_rejection
+from daemon.report.kos import build_rejection
 from daemon.report.readback import read_report
 from daemon.report.sr import device_observer
 from daemon.report.uids import lesion_uid, series_uid, sop_uid
@@ -302,9 +303,9 @@ def test_ohif_hydratable_tracking_identifier_reads_back_clean(phantom: Phantom) 
 
 def test_iocm_rejection_kos(phantom: Phantom, tmp_path: Path) -> None:
     study = phantom.followup.timepoint.study_instance_uid
-    ident = KosIdentity(
+    ident = ObjectIdentity(
         series_uid(study, ROUTE, "ko", "0.1.0"), 9004, sop_uid(study, ROUTE, "ko", "0.1.0", 2, 1), 2,
-        "Nadir key objects", "Nadir",
+        "Nadir key objects", "Nadir", "0.1.0", "site-7",
     )
     observer = device_observer(sr_identity(phantom.followup_request, phantom.settings, "0.1.0"))
     kos = roundtrip(build_rejection([phantom.followup_report.sr], "superseded by revision 1", ident, observer))

@@ -3,7 +3,8 @@
 // SEG segments, console errors, screenshots. The pytest side (test_ohif.py) decides pass/fail.
 //
 // usage: node ohif_check.js SPEC.json RESULT.json
-//   SPEC: {viewer_url, out_dir, node_modules, timepoints: [{label, study_uid, measurements}]}
+//   SPEC: {viewer_url, out_dir, node_modules, timepoints: [{label, study_uid, measurements}],
+//          statements: [{label, study_uid, sr_description}], statements_out}
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -198,6 +199,34 @@ async function checkTimepoint(page, tp, errors) {
   return result;
 }
 
+// an SR that states something without a number ('No lesion', a failure): it loads, and the viewport
+// shows an image (OHIF 3.12 dropped the whole viewer for a group with no coordinate)
+async function checkStatement(page, st, errors) {
+  const shot = (f) => path.join(spec.out_dir, f);
+  const out = { label: st.label, errors: {} };
+  await page.goto(`${spec.viewer_url}viewer?StudyInstanceUIDs=${st.study_uid}`);
+  const row = page.locator('[data-cy="series-description-label"]', { hasText: st.sr_description });
+  await poll(async () => {
+    await dismissFirstRunDialogs(page);
+    return { ok: (await row.count()) > 0 && /\(\d+\/\d+\)/.test(await text(page, '[data-cy="viewport-overlay-bottom-right"]')) };
+  }, 90000, 1000);
+  await dismissFirstRunDialogs(page);
+  out.errors.load = errors.splice(0);
+  await row.first().dblclick();
+  const arrows = page.locator('div.cursor-pointer:has(svg > title:text-is("arrow-left"))');
+  const shown = await poll(async () => ({
+    ok: (await arrows.count()) > 0 && /^I:\d+ /.test(await text(page, '[data-cy="viewport-overlay-bottom-right"]')),
+  }), 30000);
+  await sleep(2000);  // an error thrown while placing the groups comes right after the load
+  out.shown = shown.ok;
+  out.overlay = await text(page, '[data-cy="viewport-overlay-bottom-right"]');
+  out.errors.sr = errors.splice(0);
+  const file = `${st.label}-sr.png`;
+  await page.screenshot({ path: shot(file) });
+  out.screenshot = shot(file);
+  return out;
+}
+
 (async () => {
   fs.mkdirSync(spec.out_dir, { recursive: true });
   const browser = await chromium.launch({ executablePath: spec.chromium, headless: true, args: ARGS });
@@ -211,6 +240,11 @@ async function checkTimepoint(page, tp, errors) {
     for (const tp of spec.timepoints) {
       results.push(await checkTimepoint(page, tp, errors));
       fs.writeFileSync(process.argv[3], JSON.stringify(results, null, 1));
+    }
+    const statements = [];
+    for (const st of spec.statements ?? []) {
+      statements.push(await checkStatement(page, st, errors));
+      fs.writeFileSync(spec.statements_out, JSON.stringify(statements, null, 1));
     }
   } finally {
     await browser.close();

@@ -8,7 +8,10 @@ sends its SR, SEG, key images and KOS back to the PACS (daemon/demo/peers.py, ru
 and the whole-body FDG PET/CT patient (daemon/demo/wholebody.py, coarse grids), whose
 follow-up SR also holds study-level groups (TMTV, body composition) anchored on POINTs: for
 it, the first lesion and the last two groups are checked (the left arrow goes round to them),
-which keeps the added browser time small.
+which keeps the added browser time small. Beside them, two
+SYNTHETIC SRs that state something without a number (the report builders' 'No lesion' SR and the
+failure SR of daemon/report/failure.py, on the brain baseline's images, stored in the PACS by REST):
+OHIF 3.12 used to drop the whole viewer on them (sr_groups.statement_region).
 Then one browser session (Debian chromium driven by playwright-core,
 tests/viewer/ohif_check.js) opens each study in the OHIF build served by
 daemon/web/ohif.py. For each timepoint: the study list shows our series; loading the SR
@@ -26,6 +29,7 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -36,10 +40,15 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from daemon.config import ReportSettings
 from daemon.demo.peers import DICOMWEB_PLUGIN, ORTHANC, NadirNode, Orthanc
 from daemon.demo.response_patient import DemoStudy, write_timepoints
 from daemon.demo.run import liver_timepoints, process
 from daemon.demo.wholebody_studies import pet_ct_timepoints
+from daemon.findings import Timepoint as Findings
+from daemon.report.bundle import build_report
+from daemon.report.failure import FailedJob, build_failure_sr
+from daemon.report.inputs import Outcome, ReportRequest
 from daemon.web.ohif import DEFAULT_DIST, DEPLOY_DIR, start_viewer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -76,6 +85,7 @@ class Timepoint:
     series_descriptions: tuple[str, ...]  # every series of the study in the PACS
     forward: int | None = None  # SR measurements checked in turn from the first (None: all)
     back: int = 0  # then the last `back` ones, stepping backwards
+    last_group: str = ""  # with `back`: the tracking identifier of the SR's last group
 
 
 def _from_pacs(pacs: Orthanc, study_uid: str, number: int) -> Dataset:
@@ -127,6 +137,15 @@ def callipers(sr: Dataset, sources: tuple[Dataset, ...]) -> list[Calliper]:
     return out
 
 
+ANATOMY = "91723000"  # SEG category Anatomical Structure: a reference region, not a lesion
+
+
+def lesion_segments(seg: Dataset) -> list[str]:
+    """Labels of the SEG's lesion segments (the brain PET's reference regions left out)."""
+    return [str(s.SegmentLabel) for s in seg.SegmentSequence
+            if s.SegmentedPropertyCategoryCodeSequence[0].CodeValue != ANATOMY]
+
+
 def lesion_ids(sr: Dataset) -> set[str]:
     """Tracking identifiers of the SR's lesion groups (those with a Finding, 121071)."""
     return {_text_of(g, "112039") for g in _groups(sr) if any(_code(i) == "121071" for i in g.ContentSequence)}
@@ -143,7 +162,45 @@ def _names(label: str, tracking_id: str) -> bool:
     return re.match(rf"\s*{re.escape(tracking_id)}:(\s|$)", label) is not None
 
 
-def _spec(tps: list[Timepoint], url: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Statement:
+    """A SYNTHETIC SR of ours with no number, in a series of its own in a demo study."""
+
+    label: str
+    study_instance_uid: str
+    sr: Dataset
+    instance_number: int  # of the source image its group is placed on
+
+
+def _placed_on(sr: Dataset, sources: tuple[Dataset, ...]) -> int:
+    """Instance number of the image the SR's first group's SCOORD (TID 1410 Image Region) references."""
+    numbers = {str(d.SOPInstanceUID): int(d.InstanceNumber) for d in sources}
+    (scoord,) = [i for i in _groups(sr)[0].ContentSequence if i.ValueType == "SCOORD"]
+    return numbers[str(scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)]
+
+
+def _statement_srs(pacs: Orthanc, tp: Timepoint) -> list[Statement]:
+    """'No lesion' and 'Analysis failed' SRs of `tp`'s study, built by the report code from its
+    images' headers, stored in the PACS (series 9101, 9102: Nadir's own are untouched)."""
+    settings = ReportSettings()
+    empty = Findings(tp.study_instance_uid, tp.study_date, ())
+    no_lesion = build_report(ReportRequest(route="viewer-no-lesion", source_images=tp.source, timepoint=empty,
+                                           outcome=Outcome.NO_LESION), settings).sr
+    failed = build_failure_sr(FailedJob(tp.study_instance_uid, "viewer-failure", revision=1, job_id=1, attempts=3),
+                              list(tp.source), settings)
+    out = []
+    for n, (label, sr) in enumerate((("no-lesion", no_lesion), ("analysis-failed", failed))):
+        sr.SeriesNumber, sr.SeriesDescription = 9101 + n, f"SYNTHETIC {label} SR"
+        buf = io.BytesIO()
+        sr.save_as(buf, enforce_file_format=True)
+        with urllib.request.urlopen(urllib.request.Request(f"{pacs.url}/instances", data=buf.getvalue(),
+                                                           method="POST"), timeout=30) as r:
+            r.read()
+        out.append(Statement(label, tp.study_instance_uid, sr, _placed_on(sr, tp.source)))
+    return out
+
+
+def _spec(tps: list[Timepoint], url: str, statements: list[Statement], statements_out: Path) -> dict[str, Any]:
     items = []
     for tp in tps:
         items.append({
@@ -158,16 +215,20 @@ def _spec(tps: list[Timepoint], url: str) -> dict[str, Any]:
             "back": tp.back,
         })
     return {"viewer_url": url, "out_dir": str(OUTPUT), "node_modules": str(NODE_MODULES),
-            "chromium": str(CHROMIUM), "timepoints": items}
+            "chromium": str(CHROMIUM), "timepoints": items, "statements_out": str(statements_out),
+            "statements": [{"label": st.label, "study_uid": st.study_instance_uid,
+                            "sr_description": str(st.sr.SeriesDescription)} for st in statements]}
 
 
-def _observed(pacs: Orthanc, study: DemoStudy, forward: int | None = None, back: int = 0) -> Timepoint:
+def _observed(pacs: Orthanc, study: DemoStudy, forward: int | None = None, back: int = 0,
+              last_group: str = "") -> Timepoint:
     uid = study.study_instance_uid
     source = tuple(pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(study.folder.glob("*.dcm")))
     descriptions = tuple(str(s["MainDicomTags"].get("SeriesDescription", "")) for s in pacs.series(uid))
     d = study.study_date
     return Timepoint(study.name, uid, str(source[0].PatientID), date(int(d[:4]), int(d[4:6]), int(d[6:8])), source,
-                     _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions, forward, back)
+                     _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions, forward, back,
+                     last_group)
 
 
 def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
@@ -189,7 +250,7 @@ def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
         pet = pet_ct_timepoints(work / "studies", "tiny", visits=(0, 2))  # baseline, then PMD
         for study in pet:
             process(pacs, nadir, study)
-        out.append(_observed(pacs, pet[-1], forward=1, back=2))
+        out.append(_observed(pacs, pet[-1], forward=1, back=2, last_group="Body composition (CT)"))
     finally:
         nadir.stop()
     return out
@@ -205,9 +266,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Ti
     pacs = Orthanc(work / "orthanc")
     try:
         tps = _run_demo(work, pacs)
+        statements = _statement_srs(pacs, tps[0])
         with start_viewer(pacs.url) as viewer:
             spec = work / "spec.json"
-            spec.write_text(json.dumps(_spec(tps, viewer.url)), encoding="utf-8")
+            spec.write_text(json.dumps(_spec(tps, viewer.url, statements, OUTPUT / "statements.json")),
+                            encoding="utf-8")
             result = work / "result.json"
             run = subprocess.run(["node", str(HERE / "ohif_check.js"), str(spec), str(result)],
                                  capture_output=True, text=True, timeout=540, check=False)
@@ -219,7 +282,22 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Ti
         pacs.stop()
     observations = json.loads(result.read_text(encoding="utf-8"))
     (OUTPUT / "observed.json").write_text(json.dumps(observations, indent=1), encoding="utf-8")
+    (OUTPUT / "statements-expected.json").write_text(
+        json.dumps({st.label: st.instance_number for st in statements}), encoding="utf-8")
     yield tps, observations
+
+
+def test_srs_without_numbers_show_their_image(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    """The 'No lesion' and failure SRs load with no error (OHIF's error boundary used to drop the
+    viewer: "Cannot read properties of undefined (reading 'ReferencedSOPSequence')") and the SR
+    viewport shows the image their group is placed on."""
+    expected = json.loads((OUTPUT / "statements-expected.json").read_text(encoding="utf-8"))
+    seen = json.loads((OUTPUT / "statements.json").read_text(encoding="utf-8"))
+    assert [obs["label"] for obs in seen] == list(expected), seen
+    for obs in seen:
+        assert obs["errors"]["load"] == [] and obs["errors"]["sr"] == [], f"{obs['label']}: {obs['errors']}"
+        assert obs["shown"], f"{obs['label']}: no image in the SR viewport ({obs['screenshot']})"
+        assert obs["overlay"].startswith(f"I:{expected[obs['label']]} "), f"{obs['label']}: {obs['overlay']}"
 
 
 def test_study_list_shows_our_series(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
@@ -259,7 +337,7 @@ def test_seg_shows_one_segment_per_lesion(observed: tuple[list[Timepoint], list[
         assert obs["seg"]["prompt"], f"{tp.label}: OHIF did not offer to open the SEG"
         labels = [str(s.SegmentLabel) for s in seg.SegmentSequence]
         tracked = lesion_ids(tp.sr)
-        assert set(labels) == tracked, f"{tp.label}: segments {labels} vs lesions {sorted(tracked)}"
+        assert set(lesion_segments(seg)) == tracked, f"{tp.label}: segments {labels} vs lesions {sorted(tracked)}"
         for label in labels:
             assert re.search(rf"(^|\n){re.escape(label)}(\n|$)", obs["seg"]["panel"]), (
                 f"{tp.label}: segment {label} not in the segmentation panel"
@@ -356,7 +434,7 @@ def test_study_level_groups_show_on_an_image(observed: tuple[list[Timepoint], li
     assert checked, "no timepoint with study-level groups in the browser run"
     for tp, obs in checked:
         groups = _groups(tp.sr)
-        assert _text_of(groups[-1], "112039") == "Body composition (CT)", [_text_of(g, "112039") for g in groups]
+        assert _text_of(groups[-1], "112039") == tp.last_group, [_text_of(g, "112039") for g in groups]
         for state in (s for s in obs["sr"]["states"] if s.get("back")):
             group = groups[-int(state["back"])]
             name = _text_of(group, "112039")
