@@ -231,30 +231,19 @@ async function checkStatement(page, st, errors) {
   fs.mkdirSync(spec.out_dir, { recursive: true });
   const browser = await chromium.launch({ executablePath: spec.chromium, headless: true, args: ARGS });
   const results = [];
-  // each study in a fresh browser context, as a radiologist opening it from the worklist: OHIF keeps
-  // state between studies of one page (seen: after the other demo studies, the brain PET SR opened on
-  // its reference regions and its arrows never reached the lesion)
-  const fresh = async (check, item) => {
-    const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
-    const page = await context.newPage();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     const errors = [];
     // OHIF logs what its error boundary caught ("Route viewer Error Boundary TypeError: ...") at debug level
     page.on('console', (m) => { if (m.type() === 'error' || /Error Boundary/.test(m.text())) errors.push(m.text()); });
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    try {
-      return await check(page, item, errors);
-    } finally {
-      await context.close();
-    }
-  };
-  try {
     for (const tp of spec.timepoints) {
-      results.push(await fresh(checkTimepoint, tp));
+      results.push(await checkTimepoint(page, tp, errors));
       fs.writeFileSync(process.argv[3], JSON.stringify(results, null, 1));
     }
     const statements = [];
     for (const st of spec.statements ?? []) {
-      statements.push(await fresh(checkStatement, st));
+      statements.push(await checkStatement(page, st, errors));
       fs.writeFileSync(spec.statements_out, JSON.stringify(statements, null, 1));
     }
   } finally {
