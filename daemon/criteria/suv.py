@@ -18,7 +18,12 @@ from daemon.volume import PetHeader
 
 
 class SuvError(ValueError):
-    """The header values do not allow a quantitative SUV (the message says which)."""
+    """The header values do not allow a quantitative SUV (the message says which; `code` names it for a
+    report worded in another language: "weight", else "")."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def _check(params: SuvParams, h: SuvInputs) -> None:
     if h.decay_correction.upper() not in params.accepted_decay_corrections:
         raise SuvError(f"DecayCorrection {h.decay_correction!r} not accepted")
     if not h.weight_kg or h.weight_kg <= 0:
-        raise SuvError("PatientWeight missing or 0: SUV not computable")
+        raise SuvError("PatientWeight missing or 0: SUV not computable", "weight")
     if h.injected_dose_bq <= 0 or h.half_life_s <= 0:
         raise SuvError("RadionuclideTotalDose and RadionuclideHalfLife must be positive")
 

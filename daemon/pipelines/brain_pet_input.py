@@ -2,9 +2,10 @@
 template fitted to it (a PET that the template does not fit is not a brain PET).
 
 Returns the `StudyImage` the lesion-follow-up pipeline measures (SUVbw) with the MNI RAS
-coordinates of each voxel as companions (`mni_x`, `mni_y`, `mni_z`), or the sentence saying
-why the study cannot be read: no PET series, an unknown radiopharmaceutical, SUV not computable
-(units, dose, weight, decay correction), a series that is not a brain PET.
+coordinates of each voxel as companions (`mni_x`, `mni_y`, `mni_z`), or why the study cannot
+be read, coded (a `Reason`, which the report words in its language by the code): no PET
+series, an unknown radiopharmaceutical, SUV not computable (units, dose, weight, decay
+correction), a series that is not a brain PET.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from daemon.measure import brain_atlas, brain_regions
 from daemon.measure.body_composition import resample_to
 from daemon.measure.brain_pet_rules import RULES_NAME, BrainPetRules, Tracer
 from daemon.pipelines.followup_input import StudyImage
+from daemon.report.inputs import Reason
 from daemon.volume import Volume
 
 
@@ -56,26 +58,27 @@ def setting_of(ds: Dataset, tracer: Tracer, rules: BrainPetRules) -> str:
     return rules.setting.default_by_tracer.get(tracer, "")
 
 
-def suv_per_bqml(ds: Dataset, rules: PercistRules) -> float | str:
+def suv_per_bqml(ds: Dataset, rules: PercistRules) -> float | Reason:
     """SUVbw per stored unit, or why SUV is not computable."""
     h = pet_header(ds)
     if h is None:
-        return ("SUV not computable: the PET header lacks the injected dose, the half-life or the injection "
-                "time (Radiopharmaceutical Information Sequence).")
+        return Reason("suv_no_dose", "SUV not computable: the PET header lacks the injected dose, the half-life or "
+                      "the injection time (Radiopharmaceutical Information Sequence).")
     try:
         got = suv_factors(SuvInputs(h.units, h.decay_correction, h.injected_dose_bq, h.half_life_s,
                                     h.injection_time, h.reference_time, h.weight_kg, h.height_m, h.sex), rules.suv)
     except SuvError as exc:
-        return f"SUV not computable from the PET header: {exc}."
+        return Reason("suv_weight" if exc.code == "weight" else "suv_header", f"SUV not computable from the PET header: {exc}.")
     return got.suv_per_bqml
 
 
-def _not_brain(volume: Volume, fit: brain_atlas.AtlasFit, rules: BrainPetRules) -> str:
+def _not_brain(volume: Volume, fit: brain_atlas.AtlasFit, rules: BrainPetRules) -> Reason | None:
     a = rules.atlas
     if abs(fit.scale - 1.0) > float(a.max_scale_change) or fit.correlation < float(a.min_brain_correlation):
-        return (f"The series is not a brain PET: the MNI152 brain template does not fit it (scale {fit.scale:.2f}, "
-                f"correlation {fit.correlation:.2f}; at least {a.min_brain_correlation} needed).")
-    return ""
+        return Reason("not_brain", f"The series is not a brain PET: the MNI152 brain template does not fit it "
+                      f"(scale {fit.scale:.2f}, correlation {fit.correlation:.2f}; at least "
+                      f"{a.min_brain_correlation} needed).")
+    return None
 
 
 def _headers(series: SeriesFiles, volume: Volume) -> tuple[Dataset, ...]:
@@ -100,31 +103,32 @@ def _frame_minutes(series: SeriesFiles, frame: Volume, head: Dataset) -> tuple[f
 
 
 def _dynamic(series: SeriesFiles, head: Dataset, factor: float,
-             br: BrainPetRules) -> tuple[Volume, tuple[Dataset, ...], dict[str, Volume], dict[str, str]] | str:
+             br: BrainPetRules) -> tuple[Volume, tuple[Dataset, ...], dict[str, Volume], dict[str, str]] | Reason:
     """A dynamic PET: the frames summed over the rules' window (SUVbw, duration-weighted) as the measured
     image, every frame as a companion `frame_<n>` and the frames' times in the notes; or why not."""
     untimed = [i for i in series.instances
                if any(i.header.get(k) in (None, "") for k in ("FrameReferenceTime", "ActualFrameDuration"))]
     if untimed:
-        return (f"The PET series is dynamic (4D: every slice position acquired more than once) but {len(untimed)} of "
-                f"its {len(series.instances)} images lack their frame time (FrameReferenceTime / ActualFrameDuration): "
-                "no time-activity curve, time to peak or summed 20-40 min image can be made.")
+        return Reason("frame_times", f"The PET series is dynamic (4D: every slice position acquired more than once) "
+                      f"but {len(untimed)} of its {len(series.instances)} images lack their frame time "
+                      "(FrameReferenceTime / ActualFrameDuration): no time-activity curve, time to peak or summed "
+                      "20-40 min image can be made.")
     try:
         dyn = load_dynamic(series)
     except DynamicRefused as exc:
-        return f"The dynamic (4D) PET series cannot be read as time frames: {exc}."
+        return Reason("", f"The dynamic (4D) PET series cannot be read as time frames: {exc}.")
     times = [_frame_minutes(series, v, head) for v in dyn.frames]
     if any(t is None for t in times):
         missing = sum(t is None for t in times)
-        return (f"The dynamic (4D) PET series has {len(times)} time frames but the times of {missing} are missing "
-                "(FrameReferenceTime / ActualFrameDuration, or the injection time): no time-activity curve, time "
-                "to peak or summed 20-40 min image can be made.")
+        return Reason("", f"The dynamic (4D) PET series has {len(times)} time frames but the times of {missing} are "
+                      "missing (FrameReferenceTime / ActualFrameDuration, or the injection time): no time-activity "
+                      "curve, time to peak or summed 20-40 min image can be made.")
     spans = [t for t in times if t is not None]
     lo, hi = (float(v) for v in br.dynamic.sum_window_min)
     chosen = [n for n, (a, b) in enumerate(spans) if a >= lo - 0.5 and b <= hi + 0.5]
     if not chosen:
-        return (f"The dynamic PET's frames ({spans[0][0]:.0f} to {spans[-1][1]:.0f} min p.i.) do not cover the "
-                f"{lo:g}-{hi:g} min window on which the tumour-to-background ratio is defined.")
+        return Reason("", f"The dynamic PET's frames ({spans[0][0]:.0f} to {spans[-1][1]:.0f} min p.i.) do not cover "
+                      f"the {lo:g}-{hi:g} min window on which the tumour-to-background ratio is defined.")
     weights = np.asarray([spans[n][1] - spans[n][0] for n in chosen], dtype=np.float64)
     summed = sum(np.asarray(dyn.frames[n].array, dtype=np.float64) * w for n, w in zip(chosen, weights, strict=True))
     reference = dyn.frames[chosen[0]]
@@ -156,13 +160,13 @@ def _dual_phase(series: Mapping[str, SeriesFiles], chosen: SeriesFiles, tracer: 
 
 
 def _load(chosen: SeriesFiles, head: Dataset, factor: float,
-          br: BrainPetRules) -> tuple[Volume, tuple[Dataset, ...], dict[str, Volume], dict[str, str]] | str:
+          br: BrainPetRules) -> tuple[Volume, tuple[Dataset, ...], dict[str, Volume], dict[str, str]] | Reason:
     if is_dynamic(chosen):
         return _dynamic(chosen, head, factor, br)
     try:
         volume = load_volume(chosen).volume
     except SeriesRefused as exc:
-        return f"The PET series cannot be used: {exc}"
+        return Reason("", f"The PET series cannot be used: {exc}")
     suv = volume.with_array(np.asarray(volume.array, dtype=np.float32) * np.float32(factor))
     return suv, tuple(i.header for i in chosen.instances), {}, {"acquisition": "static",
                                                                  "minutes_pi": f"{_acquired(chosen):.4g}"}
@@ -171,8 +175,8 @@ def _load(chosen: SeriesFiles, head: Dataset, factor: float,
 def _early(early: SeriesFiles, late: Volume, rules: RulesSource) -> tuple[Volume, float] | str:
     """The early series in SUVbw on the delayed series' grid (same frame of reference)."""
     factor = suv_per_bqml(early.first, rules.load(PercistRules, "percist"))
-    if isinstance(factor, str):
-        return f"early series: {factor}"
+    if isinstance(factor, Reason):
+        return f"early series: {factor.text}"
     try:
         vol = load_volume(early).volume
     except SeriesRefused as exc:
@@ -183,33 +187,34 @@ def _early(early: SeriesFiles, late: Volume, rules: RulesSource) -> tuple[Volume
     return resample_to(suv, late, 0.0), _acquired(early)
 
 
-def brain_pet(series: Mapping[str, SeriesFiles], spec: SeriesSpec, rules: RulesSource) -> StudyImage | str:
+def brain_pet(series: Mapping[str, SeriesFiles], spec: SeriesSpec, rules: RulesSource) -> StudyImage | Reason:
     """The brain PET in SUVbw with its MNI coordinates; or why not."""
     br = rules.load(BrainPetRules, RULES_NAME)
     selection = select_series(spec, series)
-    if selection.chosen is None:
-        return selection.explain()
+    if selection.chosen is None:  # the route's own no-series sentence says it; the candidates listed in English
+        return Reason("no_series", selection.explain())
     chosen = series[str(selection.series_instance_uid)]
     head = chosen.first
     tracer = tracer_of(head, br)
     if tracer is None:
         seq = head.get("RadiopharmaceuticalInformationSequence") or [Dataset()]
-        return (f"The radiopharmaceutical ({seq[0].get('Radiopharmaceutical', 'not given')}) is none of "
-                f"{', '.join(br.tracers)}.")
+        name = str(seq[0].get("Radiopharmaceutical", "not given"))
+        return Reason("tracer", f"The radiopharmaceutical ({name}) is none of {', '.join(br.tracers)}.", {"name": name})
     pair = _dual_phase(series, chosen, tracer, br)
     if pair is not None:
         chosen, head = pair[1], pair[1].first
     factor = suv_per_bqml(head, rules.load(PercistRules, "percist"))
-    if isinstance(factor, str):
+    if isinstance(factor, Reason):
         return factor
     loaded = _load(chosen, head, factor, br)
-    if isinstance(loaded, str):
+    if isinstance(loaded, Reason):
         return loaded
     suv, sources, companions, notes = loaded
     extent = suv.shape[0] * suv.spacing[0]
     if not float(br.atlas.min_axial_extent_mm) <= extent <= float(br.atlas.max_axial_extent_mm):
-        return (f"The series is not a brain PET: it covers {extent:.0f} mm along the body (a brain PET covers "
-                f"{br.atlas.min_axial_extent_mm} to {br.atlas.max_axial_extent_mm} mm).")
+        return Reason("extent", f"The series is not a brain PET: it covers {extent:.0f} mm along the body (a brain "
+                      f"PET covers {br.atlas.min_axial_extent_mm} to {br.atlas.max_axial_extent_mm} mm).",
+                      {"mm": f"{extent:.0f}"})
     suv = replace(suv, metadata={**suv.metadata, "units": "SUVbw", "acquired": _acquired_at(head)})
     if pair is not None:
         early = _early(pair[0], suv, rules)
@@ -221,7 +226,7 @@ def brain_pet(series: Mapping[str, SeriesFiles], spec: SeriesSpec, rules: RulesS
     maps = mni_templates.tissue_maps(float(br.atlas.grid_mm))
     pseudo = brain_regions.pseudo_pet(maps, br.atlas.uptake[tracer], br.regions.striatum)
     fit = brain_atlas.fit_template(suv, pseudo, maps, iterations=br.atlas.iterations, sampling=float(br.atlas.sampling))
-    if why := _not_brain(suv, fit, br):
+    if (why := _not_brain(suv, fit, br)) is not None:
         return why
     ras = brain_atlas.mni_of_grid(suv, fit).astype(np.float32)
     companions |= {f"mni_{a}": suv.with_array(ras[..., n]) for n, a in enumerate("xyz")}

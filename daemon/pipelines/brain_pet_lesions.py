@@ -37,7 +37,7 @@ from daemon.measure.registration import AlignmentMethod, align
 from daemon.pipelines.brain_pet_input import atlas_fit, mni_coordinates
 from daemon.pipelines.followup_input import Found, Organs, StudyImage
 from daemon.pipelines.priors import UNAVAILABLE, PriorsSource, Request
-from daemon.report.inputs import ModelInfo
+from daemon.report.inputs import ModelInfo, Reason
 from daemon.volume import Code, LesionMask, SegmentLabel
 
 NEOPLASM = Code("108369006", "SCT", "Neoplasm")
@@ -74,7 +74,7 @@ def _hottest(image: StudyImage, br: BrainPetRules, ras: np.ndarray) -> tuple[np.
 
 
 def _found(rules: RulesSource, image: StudyImage, lesions: list[tuple[Lesion | None, BoolArray]],
-           said: tuple[str, ...], model: ModelInfo) -> Found:
+           said: tuple[str, ...], model: ModelInfo, reasons: tuple[Reason, ...] = ()) -> Found:
     """The lesion labels (1..n), the reference regions drawn around their union, and the carried identities."""
     br = rules.load(BrainPetRules, RULES_NAME)
     labels = np.zeros(image.volume.shape, dtype=np.uint16)
@@ -89,27 +89,29 @@ def _found(rules: RulesSource, image: StudyImage, lesions: list[tuple[Lesion | N
     regions = brain_regions.regions(image.volume, atlas_fit(image), maps, mni_coordinates(image), br.regions, union)
     found = LesionMask(image.volume, labels, tuple(info) or (SegmentLabel(1, "lesion", ALTERED, NEOPLASM),))
     return Found(found, {name: r.mask for name, r in regions.items()}, frozenset(), model, said,
-                 identities=identities)
+                 identities=identities, reasons=reasons)
 
 
-def _mr_timepoint(rule: FromMr, priors: PriorsSource, req: Request) -> tuple[Timepoint, str, Request] | str:
+def _mr_timepoint(rule: FromMr, priors: PriorsSource, req: Request) -> tuple[Timepoint, str, Request] | Reason:
     """The brain MR route's latest timepoint of the patient within the window (and its series), or why none."""
     if req.study_date is None:
-        return "the PET has no study date, so no MR window can be applied"
+        return Reason("no_date", "the PET has no study date, so no MR window can be applied")
     # the MR route's history before the day after the PET: an MR of the same day (PET/MR) counts
     mr_req = replace(req, route=rule.route, modalities=("MR",), study_date=req.study_date + timedelta(days=1))
     got = priors.find(mr_req)  # PriorsUnavailable (a retry may help) propagates: the job is retried
     if got.source == UNAVAILABLE:
-        return f"the brain MR's lesions could not be looked up ({got.note})"
+        return Reason("lookup", f"the brain MR's lesions could not be looked up ({got.note})", {"note": got.note})
     earliest = req.study_date - timedelta(days=rule.window_days)
     within = [(tp, got.series[n] if n < len(got.series) else "") for n, tp in enumerate(got.timepoints)
               if tp.study_date is not None and earliest <= tp.study_date <= req.study_date]
     if not within:
-        return (f"no brain MR of the patient processed by route {rule.route} within {rule.window_days} days "
-                f"before the PET ({got.note})")
+        return Reason("no_mr", f"no brain MR of the patient processed by route {rule.route} within "
+                      f"{rule.window_days} days before the PET ({got.note})",
+                      {"route": rule.route, "days": str(rule.window_days)})
     tp, series = within[-1]
     if not tp.lesions:
-        return f"the brain MR of {tp.study_date} (route {rule.route}) recorded no lesion"
+        return Reason("mr_no_lesion", f"the brain MR of {tp.study_date} (route {rule.route}) recorded no lesion",
+                      {"date": str(tp.study_date), "route": rule.route})
     return tp, series, mr_req
 
 
@@ -118,16 +120,20 @@ def find_lesion(rules: RulesSource, image: StudyImage, organs: Organs, priors: P
     br = rules.load(BrainPetRules, RULES_NAME)
     rule = br.lesion.from_mr
     said: tuple[str, ...] = ()
+    coded: tuple[Reason, ...] = ()  # where the lesion region came from
     if rule.route:
         got = _mr_timepoint(rule, priors, req)
-        if not isinstance(got, str):
+        if not isinstance(got, Reason):
             tp, series, mr_req = got
             mr = priors.prior_volume(mr_req, tp.study_instance_uid, series) if series else None
             alignment = align(mr, image.volume) if mr is not None else None
+            date = {"date": str(tp.study_date)}
             if mr is None or alignment is None:
-                got = f"the images of the brain MR of {tp.study_date} could not be had for the PET-MR registration"
+                got = Reason("mr_images", f"the images of the brain MR of {tp.study_date} could not be had for the "
+                             "PET-MR registration", date)
             elif alignment.method is AlignmentMethod.NONE:
-                got = f"the brain MR of {tp.study_date} could not be registered onto the PET ({alignment.note})"
+                got = Reason("mr_registration", f"the brain MR of {tp.study_date} could not be registered onto the "
+                             f"PET ({alignment.note})", date)
             else:
                 placed = mr_lesions.place(tp.lesions, image.volume, alignment)
                 how = (f"Lesion region{'s' if len(placed) > 1 else ''} "
@@ -137,17 +143,19 @@ def find_lesion(rules: RulesSource, image: StudyImage, organs: Organs, priors: P
                        f"{alignment.rotation_deg:.1f} deg, {alignment.translation_mm:.1f} mm); "
                        f"tracking identifiers as on the MR. {rule.citation.text}")
                 model = ModelInfo("nadir-brain-pet-from-mr", __version__, "")
-                return _found(rules, image, [(les, m) for les, m in placed], (how,), model)
-        said = (f"Lesion not taken from a brain MR: {got}.",)
-    return _hottest_found(rules, image, said)
+                return _found(rules, image, [(les, m) for les, m in placed], (how,), model,
+                              (Reason("from_mr", how, date),))
+        said, coded = (f"Lesion not taken from a brain MR: {got.text}.",), (got,)
+    return _hottest_found(rules, image, said, coded)
 
 
-def _hottest_found(rules: RulesSource, image: StudyImage, said: tuple[str, ...]) -> Found:
+def _hottest_found(rules: RulesSource, image: StudyImage, said: tuple[str, ...],
+                   reasons: tuple[Reason, ...] = ()) -> Found:
     br = rules.load(BrainPetRules, RULES_NAME)
     lesion, how = _hottest(image, br, mni_coordinates(image))
     said += (f"Lesion region: {how}." if lesion.any() else f"No focus met the rule: {how}.",)
     model = ModelInfo("nadir-brain-pet-rule", __version__, "")
-    return _found(rules, image, [(None, lesion)] if lesion.any() else [], said, model)
+    return _found(rules, image, [(None, lesion)] if lesion.any() else [], said, model, reasons)
 
 
 def find_hottest(rules: RulesSource, image: StudyImage, organs: Organs) -> Found:

@@ -27,7 +27,7 @@ from daemon.imaging.series import load_volume
 from daemon.measure.lesions import MeasuredLesion
 from daemon.pipelines.base import PipelineError
 from daemon.pipelines.params import model_dir
-from daemon.report.inputs import ModelInfo
+from daemon.report.inputs import ModelInfo, Reason
 from daemon.segment import ModelError, load_model, segment, split_roles
 from daemon.volume import LesionMask, Volume
 
@@ -62,10 +62,13 @@ class Found:
     # label -> (tracking id, tracking UID) a lesion carries from where it was first recorded (a brain
     # PET's lesion drawn from the brain MR route's: L1 on both); the pipeline keeps these identities
     identities: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+    # what the finder said for the report, coded (brain PET: where the lesion region came from)
+    reasons: tuple[Reason, ...] = ()
 
 
-# the study's series, the route's series spec and the rules -> the image, or why none fits
-ImageInput = Callable[[Mapping[str, SeriesFiles], SeriesSpec, RulesSource], "StudyImage | str"]
+# the study's series, the route's series spec and the rules -> the image, or why none fits (a `Reason`
+# where the route's report words it in another language)
+ImageInput = Callable[[Mapping[str, SeriesFiles], SeriesSpec, RulesSource], "StudyImage | Reason | str"]
 # the rules, the image and the organ masks of an organ model (none: the rule's own) -> what was found
 RuleFinder = Callable[[RulesSource, StudyImage, Organs], Found]
 

@@ -76,6 +76,7 @@ from daemon.report.inputs import (
     ExtraKeyImage,
     ModelInfo,
     Outcome,
+    Reason,
     ReferenceRegion,
     ReportRequest,
     StudyMeasurementGroup,
@@ -230,6 +231,7 @@ class _Image:
     study: StudyImage
     excluded: tuple[str, ...] = ()  # what the finder set aside, for the report
     identities: Mapping[int, tuple[str, str]] = field(default_factory=dict)  # label -> carried (id, UID)
+    reasons: tuple[Reason, ...] = ()  # what the finder said, coded (Found.reasons)
 
 
 def _study_date(ds: Dataset) -> date | None:
@@ -257,7 +259,7 @@ def _report(job: _Job, req: ReportRequest) -> list[Dataset]:
     return build_report(req, settings, rtstruct="rtstruct" in job.inp.outputs).datasets()
 
 
-def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str,
+def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str, reasons: tuple[Reason, ...] = (),
            model: ModelInfo | None = None, volume: Volume | None = None) -> list[Dataset]:
     inp = job.inp
     if not sources:
@@ -266,7 +268,8 @@ def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str,
     anatomy = job.route.anatomy
     req = ReportRequest(route=inp.route, source_images=tuple(sources), timepoint=tp, outcome=outcome,
                         volume=volume, model=model, finding=anatomy.finding, finding_site=anatomy.finding_site,
-                        reason=reason, revision=max(inp.revision - 1, 0), procedure=job.route.procedure)
+                        reason=reason, reasons=reasons, revision=max(inp.revision - 1, 0),
+                        procedure=job.route.procedure)
     log.info("study %s: %s: %s", inp.study_instance_uid, outcome, reason.splitlines()[0] if reason else "")
     return _report(job, req)
 
@@ -370,8 +373,12 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
     headers = _study_headers(inp, found)
     series = {uid: s for uid, s in found.series.items() if s.study_instance_uid == inp.study_instance_uid}
     study = (route.image_input or single_series)(series, job.series, job.rules)
-    if isinstance(study, str):
-        return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"{route.no_series} {study}")
+    if not isinstance(study, StudyImage):
+        why = study if isinstance(study, Reason) else Reason("", study)
+        lead = Reason("no_series", route.no_series)
+        # an input's own "no series fits" adds, in another language, nothing to the route's sentence
+        coded = (lead,) if why.code == lead.code else (lead, why)
+        return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"{route.no_series} {why.text}", coded)
     volume, sources = study.volume, study.sources
     req = Request(inp.route, str(sources[0].get("PatientID", "")), inp.study_instance_uid,
                   _study_date(sources[0]), job.params.priors_from, inp.report.sr_series_number,
@@ -380,15 +387,16 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
     info, organs = found_by.model, found_by.organs
     measured, nodes, sites = _segment(job, volume, found_by)
     if missing := _organ_missing(route, volume, organs):
-        return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, info, volume)
+        return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, (), info, volume)
     priors = inp.priors.find(req)
     if not measured and not priors.timepoints:
         who = "the model" if (job.params.segmenter or route.default_segmenter) == "model" else "the rule"
         said = " ".join(found_by.excluded)
         return _empty(job, sources, Outcome.NO_LESION,
-                      f"{who} {info.name} {info.version} found no lesion in the series. {said}".strip(), info, volume)
+                      f"{who} {info.name} {info.version} found no lesion in the series. {said}".strip(),
+                      found_by.reasons, info, volume)
     image = _Image(volume, sources, info, organs, measured, sites, nodes, study.series_uid, study,
-                   found_by.excluded, found_by.identities)
+                   found_by.excluded, found_by.identities, found_by.reasons)
     return _follow(job, req, priors, image, tuple(headers))
 
 
@@ -497,7 +505,8 @@ def _follow(job: _Job, req: Request, priors: Priors, image: _Image, headers: tup
         outcome=Outcome.NOT_EVALUABLE if uncompared else Outcome.MEASURED if lesions else Outcome.NO_LESION,
         volume=volume, mask=mask if lesions else None, assessment=assessment, history=priors.timepoints,
         priors=priors.studies, model=image.model, finding=route.anatomy.finding,
-        finding_site=route.anatomy.finding_site, reason=reason, revision=max(inp.revision - 1, 0),
+        finding_site=route.anatomy.finding_site, reason=reason, reasons=image.reasons,
+        revision=max(inp.revision - 1, 0),
         thresholds=rule.thresholds(), extra_assessments=extra, study_measurements=study_groups,
         procedure=route.procedure, trend=route.trend, mip=route.mip,
         reference_regions=route.reference_regions(facts) if route.reference_regions else (),

@@ -39,9 +39,9 @@ from daemon.measure.radiomics_io import RadiomicsRow, csv_name
 from daemon.pipelines.base import PipelineInput
 from daemon.pipelines.params import RadiomicsParams
 from daemon.pipelines.research import ResearchTable, record_research
+from daemon.report.identity import object_identity
 from daemon.report.research_sr import ResearchSrRequest, build_research_sr
 from daemon.report.sr import SrIdentity
-from daemon.report.uids import series_uid, sop_uid
 from daemon.volume import LesionMask
 
 log = logging.getLogger(__name__)
@@ -108,19 +108,9 @@ def rows(result: LesionRadiomics, delta: dict[str, LesionDelta], study: Timepoin
 
 
 def _identity(inp: PipelineInput) -> SrIdentity:
-    settings, version, revision = inp.report, inp.software_version, max(inp.revision - 1, 0)
-    study, route = inp.study_instance_uid, inp.route
-    return SrIdentity(
-        series_instance_uid=series_uid(study, route, "research-sr", version),
-        series_number=settings.research_sr.number,
-        sop_instance_uid=sop_uid(study, route, "research-sr", version, 1, revision),
-        instance_number=1 + revision,
-        series_description=settings.research_sr.description,
-        manufacturer=settings.manufacturer,
-        software_version=version,
-        install_id=settings.install_id,
-        institution_name=settings.institution_name,
-    )
+    settings = inp.report
+    return SrIdentity(**vars(object_identity(inp.study_instance_uid, inp.route, "research-sr", settings.research_sr,
+                                             max(inp.revision - 1, 0), settings, inp.software_version)))
 
 
 def research_outputs(inp: PipelineInput, result: LesionRadiomics, history: Sequence[Timepoint],

@@ -7,69 +7,43 @@ by the templates (templates/report/*.j2 `amino`), so a French report is French t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from daemon.criteria.amino_pet import CRITERION
 from daemon.criteria.assessment import Assessment
-from daemon.report.inputs import Outcome, ReportRequest
+from daemon.report.inputs import Outcome, Reason, ReportRequest
 
 RATIOS = (("s", "max"), ("s", "mean"), ("n", "max"), ("n", "mean"), ("wm", "max"), ("wm", "mean"),
           ("gm", "max"), ("gm", "mean"))
 # region key (daemon.pipelines.brain_pet REGION_NAMES) by the study group's measurement names
 REGIONS = ("normal_brain", "striatum", "white_matter", "grey_matter_thalamus")
 _TRIGGER = re.compile(r"^(?P<quantity>.+)_(?P<op>ge|gt|lt|le)_(?P<value>[0-9.]+)$")
-# the brain PET input's reasons (daemon.pipelines.brain_pet_input, lesion_followup), by code
-_REASONS = (
-    ("no_series", re.compile(r"^No brain PET \(FDOPA, FET or FDG\) suitable")),
-    ("suv_no_dose", re.compile(r"^SUV not computable: the PET header lacks the injected dose")),
-    ("suv_weight", re.compile(r"PatientWeight missing or 0")),
-    ("suv_header", re.compile(r"^SUV not computable from the PET header")),
-    ("tracer", re.compile(r"^The radiopharmaceutical \((?P<name>.*)\) is none of")),
-    ("extent", re.compile(r"^The series is not a brain PET: it covers (?P<mm>\d+) mm")),
-    ("not_brain", re.compile(r"^The series is not a brain PET: the MNI152 brain template does not fit it")),
-    ("frame_times", re.compile(r"^The PET series is dynamic \(4D.*lack their frame time")),
-)
-# why the lesion was not taken from the brain MR (daemon.pipelines.brain_pet_lesions), by code; `note`:
-# the priors source's own words (where it looked, why it failed), quoted as they are
-_NOT_FROM_MR = (
-    ("no_mr", re.compile(r"no brain MR of the patient processed by route (?P<route>\S+) within (?P<days>\d+) days")),
-    ("lookup", re.compile(r"the brain MR's lesions could not be looked up \((?P<note>.*)\)$")),
-    ("no_date", re.compile(r"the PET has no study date")),
-    ("mr_no_lesion", re.compile(r"the brain MR of (?P<date>\S+) \(route (?P<route>\S+)\) recorded no lesion")),
-    ("mr_images", re.compile(r"the images of the brain MR of (?P<date>\S+) could not be had")),
-    ("mr_registration", re.compile(r"the brain MR of (?P<date>\S+) could not be registered onto the PET")),
-)
-_NOT_FROM_MR_SENTENCE = re.compile(r"Lesion not taken from a brain MR: (?P<why>.*?)\.(?:\s+(?:Lesion region|No focus)|$)")
-_FROM_MR = re.compile(r"from the brain MR of (?P<date>\S+) \(study")
-_SENTENCE_END = re.compile(r"(?<=[.)])\s+(?=[A-Z])")
+# the coded reasons (ReportRequest.reasons) the templates word (amino.*.j2 `reasons`, `origins`): why a
+# brain PET could not be read (daemon.pipelines.brain_pet_input, lesion_followup), and why the lesion was
+# not taken from the brain MR (daemon.pipelines.brain_pet_lesions)
+_REASONS = frozenset({"no_series", "suv_no_dose", "suv_weight", "suv_header", "tracer", "extent", "not_brain",
+                      "frame_times"})
+_NOT_FROM_MR = frozenset({"no_mr", "lookup", "no_date", "mr_no_lesion", "mr_images", "mr_registration"})
 
 
-def reason_codes(text: str) -> list[dict[str, str]]:
-    """Each sentence of `text` as a known reason, {code, and its values}; [] when a sentence is not
-    known (the template then gives the text as it is, never a part of it)."""
-    out = []
-    for sentence in _SENTENCE_END.split(text.strip()):
-        found = next(({"code": code, **m.groupdict()} for code, pattern in _REASONS
-                      if (m := pattern.search(sentence)) is not None), None)
-        if found is None:
-            return []
-        out.append(found)
-    return out
+def reason_codes(reasons: Sequence[Reason]) -> list[dict[str, str]]:
+    """Each reason as {code, and its values}; [] when one is not known (the template then gives the
+    English text as it is, never a part of it)."""
+    if any(r.code not in _REASONS for r in reasons):
+        return []
+    return [{**r.values, "code": r.code} for r in reasons]
 
 
-def lesion_origin(reason: str) -> dict[str, str]:
-    """Where the lesion region came from, as the finder said it in the report's reason: {code, values};
-    code "" when not said, "other" (with `text`) when the words are not known."""
-    if (m := _FROM_MR.search(reason)) is not None:
-        return {"code": "from_mr", **m.groupdict()}
-    m = _NOT_FROM_MR_SENTENCE.search(reason)
-    if m is None:
+def lesion_origin(reasons: Sequence[Reason]) -> dict[str, str]:
+    """Where the lesion region came from, as the finder said it: {code, values}; code "" when not said,
+    "other" (with `text`, the English) when the code is not known."""
+    if not reasons:
         return {"code": ""}
-    why = m.group("why")
-    for code, pattern in _NOT_FROM_MR:
-        if (found := pattern.search(why)) is not None:
-            return {"code": code, **found.groupdict()}
-    return {"code": "other", "text": why}
+    r = reasons[0]
+    if r.code == "from_mr" or r.code in _NOT_FROM_MR:
+        return {**r.values, "code": r.code}
+    return {"code": "other", "text": r.text}
 
 
 def _criterion(a: Assessment) -> dict[str, Any]:
@@ -131,6 +105,7 @@ def amino_context(req: ReportRequest) -> dict[str, Any] | None:
         "lesions": lesions,
         "regions": _regions(req),
         "lesion_source": "mr" if model.endswith("from-mr") else ("rule" if model.endswith("rule") else ""),
-        "reasons": reason_codes(req.reason) if req.reason and req.outcome != Outcome.MEASURED else [],
-        "origin": lesion_origin(req.reason),
+        # a study not read has the input's reasons, any other the finder's (where the lesion came from)
+        "reasons": reason_codes(req.reasons) if req.outcome == Outcome.NO_SUITABLE_SERIES else [],
+        "origin": lesion_origin(() if req.outcome == Outcome.NO_SUITABLE_SERIES else req.reasons),
     }

@@ -52,21 +52,10 @@ class ReportObjects:
 
 
 def sr_identity(req: ReportRequest, settings: ReportSettings, version: str) -> SrIdentity:
-    study, route = req.study_instance_uid, req.route
-    return SrIdentity(
-        series_instance_uid=series_uid(study, route, "sr", version),
-        series_number=settings.sr.number,
-        sop_instance_uid=sop_uid(study, route, "sr", version, 1, req.revision),
-        instance_number=1 + req.revision,
-        series_description=settings.sr.description,
-        manufacturer=settings.manufacturer,
-        software_version=version,
-        install_id=settings.install_id,
-        institution_name=settings.institution_name,
-        ohif_hydratable=settings.ohif_hydratable,
-        volumetric_groups=settings.volumetric_groups,
-        assessment_numbers_on_image=settings.assessment_numbers_on_image,
-    )
+    base = object_identity(req.study_instance_uid, req.route, "sr", settings.sr, req.revision, settings, version)
+    return SrIdentity(**vars(base), ohif_hydratable=settings.ohif_hydratable,
+                      volumetric_groups=settings.volumetric_groups,
+                      assessment_numbers_on_image=settings.assessment_numbers_on_image)
 
 
 def _seg(req: ReportRequest, settings: ReportSettings, version: str) -> SegResult | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -29,6 +30,17 @@ class Outcome(StrEnum):
 # what a route's trend plot shows over the visits (daemon.report.trend): the sum of the targets'
 # long axes (RECIST 1.1, RANO-BM...), or the hottest lesion's SULpeak with the TMTV (PERCIST 1.0)
 TrendKind = Literal["sum_of_diameters", "sulpeak_tmtv"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One sentence of a report's reason as its producer said it: `code` names what it says and `values`
+    fill it, so a report in another language words it from them (templates/report/amino.*.j2), never
+    from `text`, its English."""
+
+    code: str  # e.g. "tracer"; "" where the producer does not code it
+    text: str
+    values: Mapping[str, str] = field(default_factory=dict)  # e.g. {"name": "[11C]methionine"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,9 @@ class ReportRequest:
     finding: Code | None = None  # default Neoplasm
     finding_site: Code | None = None  # the route's organ, e.g. (SCT,12738006,"Brain")
     reason: str = ""  # why not evaluable / no suitable series
+    # `reason`'s sentences coded, where the route codes them (brain PET: why no series was read, else
+    # where the lesion region came from)
+    reasons: tuple[Reason, ...] = ()
     revision: int = 0  # 0 = first issue; n = n-th correction
     previous_versions: tuple[Dataset, ...] = ()  # the SR(s) this one supersedes
     language: str | None = None  # overrides the route/site setting

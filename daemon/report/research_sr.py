@@ -160,7 +160,7 @@ def build_research_sr(req: ResearchSrRequest, ident: SrIdentity) -> hd.sr.Compre
     sr.SeriesDescription = ident.series_description
     sr.ManufacturerModelName = "Nadir"
     sr.SoftwareVersions = ident.software_version
-    sr.DeviceSerialNumber = ident.install_id
+    sr.DeviceSerialNumber = ident.device_serial_number
     write_in(sr, character_set(req.source_images))
     sr.CodingSchemeIdentificationSequence = [nc.coding_scheme_identification(), scheme_identification()]
     copy_study_attributes(sr, req.source_images[0])

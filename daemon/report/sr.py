@@ -16,6 +16,7 @@ from daemon.criteria.assessment import Assessment
 from daemon.findings import Lesion, LesionKind
 from daemon.report import codes as nc
 from daemon.report import sr_rano_bm
+from daemon.report.identity import ObjectIdentity
 from daemon.report.inputs import InstanceRef, ModelInfo, Outcome, ReportRequest
 from daemon.report.seg import SegResult
 from daemon.report.sr_groups import (
@@ -50,16 +51,9 @@ Group = (
 
 
 @dataclass(frozen=True)
-class SrIdentity:
-    series_instance_uid: str
-    series_number: int
-    sop_instance_uid: str
-    instance_number: int
-    series_description: str
-    manufacturer: str
-    software_version: str
-    install_id: str
-    institution_name: str | None = None
+class SrIdentity(ObjectIdentity):
+    """An output object's identity (daemon.report.identity) and the SR's options of the report settings."""
+
     ohif_hydratable: bool = False
     volumetric_groups: bool = False
     assessment_numbers_on_image: bool = True
@@ -79,11 +73,11 @@ def segment_source(seg: Dataset, segment_number: int) -> hd.sr.SourceImageForMea
 
 def device_observer(ident: SrIdentity) -> hd.sr.ObserverContext:
     device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=device_uid(ident.install_id),
+        uid=device_uid(ident.device_serial_number),
         name="Nadir",
         manufacturer_name=ident.manufacturer,
         model_name=f"Nadir {ident.software_version}",
-        serial_number=ident.install_id,
+        serial_number=ident.device_serial_number,
     )
     return hd.sr.ObserverContext(
         observer_type=codes.DCM.Device, observer_identifying_attributes=device
@@ -367,7 +361,7 @@ def build_sr(
     sr.SeriesDescription = ident.series_description
     sr.ManufacturerModelName = "Nadir"
     sr.SoftwareVersions = ident.software_version
-    sr.DeviceSerialNumber = ident.install_id
+    sr.DeviceSerialNumber = ident.device_serial_number
     write_in(sr, character_set(req.source_images))
     sr.CodingSchemeIdentificationSequence = [nc.coding_scheme_identification()]
     return sr

@@ -84,11 +84,12 @@ def test_fdopa_regions_overlap_the_designed_ones(fdopa: tuple[bp.BrainPetStudy, 
     from daemon.pipelines.brain_pet import DEFAULT_SERIES
     from daemon.pipelines.brain_pet_input import brain_pet
     from daemon.pipelines.brain_pet_lesions import find_hottest
+    from daemon.pipelines.followup_input import StudyImage
 
     study, _ = fdopa
     rules = RulesSource(RULES_DIR, None)
     image = brain_pet(scan(list(study.files)).series, DEFAULT_SERIES, rules)
-    assert not isinstance(image, str)
+    assert isinstance(image, StudyImage)
     found = find_hottest(rules, image, {})
     # the designed regions: the phantom's striatum, and the rules' regions drawn on the designed anatomy
     designed = bp.designed_regions(study.phantom.image, 1)

@@ -8,7 +8,10 @@ sends its SR, SEG, key images and KOS back to the PACS (daemon/demo/peers.py, ru
 and the whole-body FDG PET/CT patient (daemon/demo/wholebody.py, coarse grids), whose
 follow-up SR also holds study-level groups (TMTV, body composition) anchored on POINTs: for
 it, the first lesion and the last two groups are checked (the left arrow goes round to them),
-which keeps the added browser time small. Beside them, two
+which keeps the added browser time small; and a brain PET follow-up (FDOPA, route
+brain-pet-amino, daemon/demo/brain_pet_phantom.py): the lesion's callipers and its
+lesion-to-reference ratios, then the last reference region's group (a POINT), and the SEG over
+the PET with the lesion and each reference region as a segment. Beside them, two
 SYNTHETIC SRs that state something without a number (the report builders' 'No lesion' SR and the
 failure SR of daemon/report/failure.py, on the brain baseline's images, stored in the PACS by REST):
 OHIF 3.12 used to drop the whole viewer on them (sr_groups.statement_region).
@@ -41,6 +44,8 @@ import pytest
 from pydicom.dataset import Dataset
 
 from daemon.config import ReportSettings
+from daemon.demo import brain_pet_phantom as bp
+from daemon.demo.patient import DATES
 from daemon.demo.peers import DICOMWEB_PLUGIN, ORTHANC, NadirNode, Orthanc
 from daemon.demo.response_patient import DemoStudy, write_timepoints
 from daemon.demo.run import liver_timepoints, process
@@ -51,7 +56,7 @@ from daemon.report.failure import FailedJob, build_failure_sr
 from daemon.report.inputs import Outcome, ReportRequest
 from daemon.web.ohif import DEFAULT_DIST, DEPLOY_DIR, start_viewer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE.parent / "output" / "viewer"
@@ -213,6 +218,7 @@ def _spec(tps: list[Timepoint], url: str, statements: list[Statement], statement
             "min_series": len(tp.series_descriptions),
             "forward": tp.forward,
             "back": tp.back,
+            "first_instance": callipers(tp.sr, tp.source)[0].instance_number,
         })
     return {"viewer_url": url, "out_dir": str(OUTPUT), "node_modules": str(NODE_MODULES),
             "chromium": str(CHROMIUM), "timepoints": items, "statements_out": str(statements_out),
@@ -229,6 +235,16 @@ def _observed(pacs: Orthanc, study: DemoStudy, forward: int | None = None, back:
     return Timepoint(study.name, uid, str(source[0].PatientID), date(int(d[:4]), int(d[4:6]), int(d[6:8])), source,
                      _from_pacs(pacs, uid, SR_SERIES), _from_pacs(pacs, uid, SEG_SERIES), descriptions, forward, back,
                      last_group)
+
+
+def _brain_pet(pacs: Orthanc, nadir: NadirNode, studies: Path) -> DemoStudy:
+    """A SYNTHETIC FDOPA follow-up (route brain-pet-amino) of the brain demo patient: the lesion's
+    callipers and ratios first, then the last reference region, and the SEG over the PET."""
+    written = bp.write(studies, "FDOPA", t=1)
+    study = DemoStudy("brain-pet-fdopa", written.folder, written.study_instance_uid,
+                      DATES[1].strftime("%Y%m%d"), len(written.files), "no category")
+    process(pacs, nadir, study)
+    return study
 
 
 def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
@@ -251,6 +267,8 @@ def _run_demo(work: Path, pacs: Orthanc) -> list[Timepoint]:
         for study in pet:
             process(pacs, nadir, study)
         out.append(_observed(pacs, pet[-1], forward=1, back=2, last_group="Body composition (CT)"))
+        out.append(_observed(pacs, _brain_pet(pacs, nadir, work / "studies"), forward=1, back=1,
+                             last_group="Grey matter, thalamus level"))
     finally:
         nadir.stop()
     return out
@@ -273,7 +291,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Ti
                             encoding="utf-8")
             result = work / "result.json"
             run = subprocess.run(["node", str(HERE / "ohif_check.js"), str(spec), str(result)],
-                                 capture_output=True, text=True, timeout=540, check=False)
+                                 capture_output=True, text=True, timeout=780, check=False)
             (OUTPUT / "node.log").write_text(run.stdout + run.stderr, encoding="utf-8")
             assert run.returncode == 0, run.stderr[-3000:]
             (OUTPUT / "urls.txt").write_text(
@@ -426,9 +444,10 @@ def _numbers_of(group: Dataset) -> list[float]:
 
 
 def test_study_level_groups_show_on_an_image(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
-    """The whole-body PET/CT's last groups (body composition, whole-body features: NUMs on a
-    POINT each) are shown with their values on an image of the PET, not a blank viewport, and
-    OHIF's error boundary caught nothing (test_no_console_errors)."""
+    """The whole-body PET/CT's last groups (body composition, whole-body features) and the brain
+    PET's last reference region (NUMs on a POINT each) are shown with their values on an image
+    of the PET, not a blank viewport, and OHIF's error boundary caught nothing
+    (test_no_console_errors)."""
     tps, seen = observed
     checked = [(tp, obs) for tp, obs in zip(tps, seen, strict=True) if tp.back]
     assert checked, "no timepoint with study-level groups in the browser run"
@@ -442,3 +461,20 @@ def test_study_level_groups_show_on_an_image(observed: tuple[list[Timepoint], li
             shown = [v for v in _numbers_of(group) if any(o in state["viewport"] for o in
                                                            {f"{v:.2f}", f"{v + 5e-9:.2f}", f"{v - 5e-9:.2f}"})]
             assert shown, f"{tp.label} {name}: none of {_numbers_of(group)} in {state['viewport']!r}"
+
+
+def test_brain_pet_ratios_show_beside_the_lesion(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
+    """The brain PET's criteria groups (each cut-off's lesion-to-reference ratio, on the lesion's slice)
+    are drawn with the values the SR holds, on the slice of the lesion's callipers."""
+    tps, seen = observed
+    (tp, obs), = [(tp, obs) for tp, obs in zip(tps, seen, strict=True) if tp.label == "brain-pet-fdopa"]
+    ratios = {str(i.ConceptNameCodeSequence[0].CodeMeaning): float(i.MeasuredValueSequence[0].NumericValue)
+              for g in _groups(tp.sr) if _text_of(g, "112039") == "amino-acid PET assessment"
+              for i in g.ContentSequence if i.ValueType == "NUM"}
+    assert {"L/N SUVmax ratio", "L/S SUVmax ratio"} <= set(ratios), ratios
+    (lesion,) = callipers(tp.sr, tp.source)
+    state = obs["sr"]["states"][0]
+    assert state["overlay"].startswith(f"I:{lesion.instance_number} "), state["overlay"]
+    for name, value in ratios.items():
+        assert re.search(rf"{re.escape(name)}: ({value:.2f}|{value + 5e-9:.2f}|{value - 5e-9:.2f})",
+                         state["viewport"]), f"{name} {value} not in {state['viewport']!r}"
