@@ -27,14 +27,20 @@ def build_kos(
         if uid not in seen:
             seen.add(uid)
             objects.append(ds)
+    return _kos(codes.DCM.OfInterest, objects, impression_line, ident, observer)
+
+
+def _kos(title: CodedConcept, objects: Sequence[Dataset], description: str, ident: ObjectIdentity,
+         observer: hd.sr.ObserverContext) -> hd.ko.KeyObjectSelectionDocument:
+    """A KOS titled `title` selecting `objects`, described (at most 1024 characters) by `description`."""
     content = hd.ko.KeyObjectSelection(
-        document_title=codes.DCM.OfInterest,
-        referenced_objects=objects,
+        document_title=title,
+        referenced_objects=list(objects),
         observer_device_context=observer,
-        description=impression_line[:1024] or None,
+        description=description[:1024] or None,
     )
     kos = hd.ko.KeyObjectSelectionDocument(
-        evidence=objects,
+        evidence=list(objects),
         content=content,
         series_instance_uid=ident.series_instance_uid,
         series_number=ident.series_number,
@@ -43,7 +49,7 @@ def build_kos(
         manufacturer=ident.manufacturer,
     )
     kos.SeriesDescription = ident.series_description
-    write_in(kos, character_set(referenced))
+    write_in(kos, character_set(objects))
     return kos
 
 
@@ -58,21 +64,4 @@ def build_rejection(
 ) -> hd.ko.KeyObjectSelectionDocument:
     """IOCM: a KOS titled 'Rejected for Quality Reasons' withdrawing instances already sent
     (conformance §6; what a PACS does with it varies)."""
-    content = hd.ko.KeyObjectSelection(
-        document_title=REJECTED_FOR_QUALITY,
-        referenced_objects=list(rejected),
-        observer_device_context=observer,
-        description=reason[:1024] or None,
-    )
-    kos = hd.ko.KeyObjectSelectionDocument(
-        evidence=list(rejected),
-        content=content,
-        series_instance_uid=ident.series_instance_uid,
-        series_number=ident.series_number,
-        sop_instance_uid=ident.sop_instance_uid,
-        instance_number=ident.instance_number,
-        manufacturer=ident.manufacturer,
-    )
-    kos.SeriesDescription = ident.series_description
-    write_in(kos, character_set(rejected))
-    return kos
+    return _kos(REJECTED_FOR_QUALITY, rejected, reason, ident, observer)
