@@ -20,21 +20,21 @@ is kept. Dice and detection are then measured with it on the separate held-out
 phantoms (seeds 10000+), and false positives on full-size phantoms (512x512x208
 at 0.5x0.5x1 mm, seeds 10100+).
 
-PyTorch (CPU build) is needed here only; the daemon runs the exported ONNX file
+The U-Net (instance norm, one output), the training loop, the export and the command
+line are models/demo_training.py's, shared with the liver model; what is this model's is
+here. PyTorch (CPU build) is needed here only; the daemon runs the exported ONNX file
 with ONNX Runtime. Deterministic: fixed seeds, one thread.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from daemon.demo.phantom import Grid, Pose, brain_mr_phantom, random_brain_lesions  # noqa: E402
 from daemon.segment.preprocess import normalise  # noqa: E402
 from daemon.volume import SliceRef, Volume  # noqa: E402
+from models import demo_training  # noqa: E402
 
 NAME = "demo-brain-mets"
 VERSION = "0.2.0"
@@ -67,37 +68,6 @@ THRESHOLDS = tuple(round(0.30 + 0.05 * n, 2) for n in range(13))  # 0.30 .. 0.90
 FULL_GRID = Grid(shape=(208, 512, 512), spacing=(1.0, 0.5, 0.5))
 FULL_SEED0 = 10_100
 N_FULL = 2
-
-
-class DemoUNet(nn.Module):
-    """A 3-level 3D U-Net, 8-16-32 channels (about 90 k parameters)."""
-
-    def __init__(self, c: int = 8) -> None:
-        super().__init__()
-
-        def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv3d(i, o, 3, padding=1), nn.InstanceNorm3d(o, affine=True), nn.LeakyReLU(0.1),
-                nn.Conv3d(o, o, 3, padding=1), nn.InstanceNorm3d(o, affine=True), nn.LeakyReLU(0.1),
-            )
-
-        self.enc1 = block(1, c)
-        self.enc2 = block(c, 2 * c)
-        self.enc3 = block(2 * c, 4 * c)
-        self.down = nn.MaxPool3d(2)
-        self.up3 = nn.ConvTranspose3d(4 * c, 2 * c, 2, stride=2)
-        self.dec2 = block(4 * c, 2 * c)
-        self.up2 = nn.ConvTranspose3d(2 * c, c, 2, stride=2)
-        self.dec1 = block(2 * c, c)
-        self.head = nn.Conv3d(c, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e1 = self.enc1(x)
-        e2 = self.enc2(self.down(e1))
-        e3 = self.enc3(self.down(e2))
-        d2 = self.dec2(torch.cat([self.up3(e3), e2], 1))
-        d1 = self.dec1(torch.cat([self.up2(d2), e1], 1))
-        return self.head(d1)  # logits
 
 
 def phantom(seed: int, grid: Grid, lesions: int | None = None) -> tuple[np.ndarray, np.ndarray, object]:
@@ -168,47 +138,23 @@ def sample(rng: np.random.Generator, data: list[tuple[np.ndarray, np.ndarray]], 
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def train(iterations: int, batch: int) -> DemoUNet:
-    torch.manual_seed(SEED)
-    rng = np.random.default_rng(SEED)
-    t0 = time.time()
-    data = training_set()
-    print(f"{N_TRAIN + N_WIDE} training phantoms in {time.time() - t0:.0f} s", flush=True)
-    net = DemoUNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=iterations, pct_start=0.1)
-    bce = nn.BCEWithLogitsLoss()
-    t0 = time.time()
-    for it in range(iterations):
-        x, y = sample(rng, data, batch)
-        logits = net(x)
-        p = torch.sigmoid(logits)
-        dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
-        loss = bce(logits, y) + dice
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if it % 50 == 0 or it == iterations - 1:
-            print(f"it {it} loss {loss.item():.3f} dice-loss {dice.item():.3f} {time.time() - t0:.0f} s", flush=True)
-    return net
+def network() -> demo_training.DemoUNet:
+    return demo_training.DemoUNet(lambda channels: nn.InstanceNorm3d(channels, affine=True))
 
 
-def export(net: DemoUNet, path: Path) -> None:
-    import onnx
+_BCE = nn.BCEWithLogitsLoss()
 
-    net.eval()
-    x = torch.zeros(1, 1, PATCH, PATCH, PATCH)
-    torch.onnx.export(
-        net, (x,), str(path), opset_version=17, dynamo=False,
-        input_names=["image"], output_names=["logits"],
-        dynamic_axes={"image": {0: "batch", 2: "d", 3: "h", 4: "w"}, "logits": {0: "batch", 2: "d", 3: "h", 4: "w"}},
-    )
-    model = onnx.load(str(path))
-    model.ir_version = min(model.ir_version, 8)
-    model.doc_string = "DEMO ONLY - trained on synthetic phantoms - NOT FOR CLINICAL USE"
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+
+def objective(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binary cross-entropy plus the soft Dice loss over the whole batch (and that Dice loss)."""
+    logits = net(x)
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
+    return _BCE(logits, y) + dice, dice
+
+
+def train(iterations: int, batch: int) -> nn.Module:
+    return demo_training.train(SEED, training_set, network, sample, objective, iterations, batch, lr=3e-3)
 
 
 def as_volume(image: np.ndarray, affine: np.ndarray) -> Volume:
@@ -331,46 +277,30 @@ def _figures(metrics: dict[str, float]) -> dict[str, str]:
     return {k: fmt.format(metrics.get(k, 0)) for k, fmt in keys.items()}
 
 
-def write_manifest(folder: Path, metrics: dict[str, float], iterations: int, batch: int) -> None:
-    path = folder / "model.yaml"
-    sha = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
-    text = (HERE / "model.yaml.in").read_text()
+def write_manifest(folder: Path, metrics: dict[str, Any], iterations: int, batch: int) -> None:
     values = {
-        "sha256": sha, "version": VERSION, "dice": f"{metrics['dice']:.3f}", "dice_min": f"{metrics['dice_min']:.3f}",
-        "found": str(metrics["found"]),
-        "sensitivity": f"{metrics['found'] / max(1, metrics['lesions']):.3f}", "lesions": str(metrics["lesions"]), "fps": str(metrics["false_positives"]),
-        "cases": str(metrics["cases"]), "iterations": str(iterations), "batch": str(batch),
-        "torch": torch.__version__, "n_train": str(N_TRAIN), "last_seed": str(N_TRAIN - 1),
+        "dice": f"{metrics['dice']:.3f}", "dice_min": f"{metrics['dice_min']:.3f}", "found": str(metrics["found"]),
+        "sensitivity": f"{metrics['found'] / max(1, metrics['lesions']):.3f}", "lesions": str(metrics["lesions"]),
+        "fps": str(metrics["false_positives"]), "cases": str(metrics["cases"]),
         "n_wide": str(N_WIDE), "last_wide_seed": str(N_TRAIN + N_WIDE - 1), **_figures(metrics),
     }
-    for k, v in values.items():
-        text = text.replace("{" + k + "}", v)
-    yaml.safe_load(text)
-    path.write_text(text)
+    demo_training.write_manifest(folder, values, version=VERSION, iterations=iterations, batch=batch,
+                                 n_train=N_TRAIN)
+
+
+def measure(folder: Path) -> dict[str, Any]:
+    """evaluate, and the false positives on full-size phantoms."""
+    metrics: dict[str, Any] = evaluate(folder)
+    fps, missed = full_size_false_positives(folder)
+    return {**metrics, "full_fps": fps, "full_missed": missed, "full_cases": N_FULL}
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--iterations", type=int, default=1300)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--evaluate", action="store_true", help="only evaluate the committed model")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    if not args.evaluate:
-        net = train(args.iterations, args.batch)
-        export(net, HERE / "model.onnx")
-    provisional: dict[str, float] = {"dice": 0, "dice_min": 0, "found": 0, "lesions": 1, "false_positives": 0,
-                                     "cases": 1, "threshold": 0.5, "cal_cases": N_CAL, "full_cases": N_FULL}
-    write_manifest(HERE, provisional, args.iterations, args.batch)  # checksum first, figures after
-    calibration = calibrate(HERE)
-    print(calibration, flush=True)
-    write_manifest(HERE, {**provisional, **calibration}, args.iterations, args.batch)  # the measured threshold
-    metrics = {**calibration, **evaluate(HERE)}
-    fps, missed = full_size_false_positives(HERE)
-    metrics.update(full_fps=fps, full_missed=missed, full_cases=N_FULL)
-    print(metrics)
-    write_manifest(HERE, metrics, args.iterations, args.batch)
-    return 0
+    provisional: dict[str, Any] = {"dice": 0, "dice_min": 0, "found": 0, "lesions": 1, "false_positives": 0,
+                                   "cases": 1, "threshold": 0.5, "cal_cases": N_CAL, "full_cases": N_FULL}
+    return demo_training.main(__doc__ or "", HERE, iterations=1300, train=train, patch=(PATCH, PATCH, PATCH),
+                              provisional=provisional, calibrate=calibrate, evaluate=measure,
+                              manifest=write_manifest)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,16 @@ difference is closest to zero is kept (the liver: the threshold of the best Dice
 axes (daemon.measure, as the pipeline measures) are then measured with them on
 held-out phantoms (seeds 10000+).
 
-PyTorch (CPU build) is needed here only; the daemon runs the exported ONNX file
+The U-Net (batch norm, three outputs), the training loop, the export and the command
+line are models/demo_training.py's, shared with the brain model; what is this model's is
+here. PyTorch (CPU build) is needed here only; the daemon runs the exported ONNX file
 with ONNX Runtime. Deterministic: fixed seeds, one thread.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from scipy import ndimage
 from torch import nn
 
@@ -51,6 +50,7 @@ from daemon.demo import phantom as ph  # noqa: E402
 from daemon.demo.phantom import Ellipsoid, Grid, liver_ct_phantom, phantom_volume, random_pose  # noqa: E402
 from daemon.segment.manifest import Normalisation  # noqa: E402
 from daemon.segment.preprocess import model_shape, normalise, resample  # noqa: E402
+from models import demo_training  # noqa: E402
 
 NAME = "demo-liver-mets"
 VERSION = "0.1.0"
@@ -75,42 +75,18 @@ THRESHOLDS = tuple(round(0.15 + 0.05 * n, 2) for n in range(15))  # 0.15 .. 0.85
 FOV_MM = (250.0, 400.0, 400.0)  # k, j, i: the upper abdomen, liver dome to kidneys
 
 
-class DemoUNet(nn.Module):
-    """A 3-level 3D U-Net, 8-16-32 channels, batch norm (folded at export): about 90 k parameters.
+def network() -> demo_training.DemoUNet:
+    """The U-Net with batch norm (folded at export), one output per channel of CHANNELS.
 
     Batch norm rather than instance norm: with fixed statistics each voxel's output does not
     depend on what else the window holds, and CT's absolute HU (liver 110 vs spleen 120) stay
     meaningful.
     """
-
-    def __init__(self, c: int = 8, out: int = len(CHANNELS)) -> None:
-        super().__init__()
-
-        def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv3d(i, o, 3, padding=1), nn.BatchNorm3d(o), nn.LeakyReLU(0.1),
-                nn.Conv3d(o, o, 3, padding=1), nn.BatchNorm3d(o), nn.LeakyReLU(0.1),
-            )
-
-        self.enc1 = block(1, c)
-        self.enc2 = block(c, 2 * c)
-        self.enc3 = block(2 * c, 4 * c)
-        self.down = nn.MaxPool3d(2)
-        self.up3 = nn.ConvTranspose3d(4 * c, 2 * c, 2, stride=2)
-        self.dec2 = block(4 * c, 2 * c)
-        self.up2 = nn.ConvTranspose3d(2 * c, c, 2, stride=2)
-        self.dec1 = block(2 * c, c)
-        self.head = nn.Conv3d(c, out, 1)
-        with torch.no_grad():  # prior probabilities: lesions are rare (RetinaNet's trick; no early flood)
-            self.head.bias.copy_(torch.tensor([-2.0] + [-4.6] * (out - 1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e1 = self.enc1(x)
-        e2 = self.enc2(self.down(e1))
-        e3 = self.enc3(self.down(e2))
-        d2 = self.dec2(torch.cat([self.up3(e3), e2], 1))
-        d1 = self.dec1(torch.cat([self.up2(d2), e1], 1))
-        return self.head(d1)  # logits
+    net = demo_training.DemoUNet(nn.BatchNorm3d, out=len(CHANNELS))
+    assert net.head.bias is not None
+    with torch.no_grad():  # prior probabilities: lesions are rare (RetinaNet's trick; no early flood)
+        net.head.bias.copy_(torch.tensor([-2.0] + [-4.6] * (len(CHANNELS) - 1)))
+    return net
 
 
 # --------------------------------------------------------------------------- phantoms
@@ -275,55 +251,23 @@ def sample(rng: np.random.Generator, data: list[Sample], batch: int) -> tuple[to
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def train(iterations: int, batch: int) -> DemoUNet:
-    torch.manual_seed(SEED)
-    rng = np.random.default_rng(SEED)
-    t0 = time.time()
-    data = training_set()
-    print(f"{N_TRAIN} training phantoms in {time.time() - t0:.0f} s", flush=True)
-    net = DemoUNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=5e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=iterations, pct_start=0.1)
-    # lesions are a small fraction of any crop: their positives weigh more (the threshold is calibrated after)
-    bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(POS_WEIGHT).view(-1, 1, 1, 1))
-    t0 = time.time()
-    for it in range(iterations):
-        if it == int(FREEZE_NORM * iterations):  # the last steps train against the statistics inference uses
-            for m in net.modules():
-                if isinstance(m, nn.BatchNorm3d):
-                    m.eval()
-        x, y = sample(rng, data, batch)
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: about 1.6x faster on this CPU
-            logits = net(x).float()
-        p = torch.sigmoid(logits)
-        inter = (p * y).sum(dim=(0, 2, 3, 4))
-        dice = 1 - (2 * inter + 1) / (p.sum(dim=(0, 2, 3, 4)) + y.sum(dim=(0, 2, 3, 4)) + 1)
-        loss = bce(logits, y) + dice.mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if it % 50 == 0 or it == iterations - 1:
-            d = " ".join(f"{v:.3f}" for v in dice.tolist())
-            print(f"it {it} loss {loss.item():.3f} dice-loss {d} {time.time() - t0:.0f} s", flush=True)
-    return net
+# lesions are a small fraction of any crop: their positives weigh more (the threshold is calibrated after)
+_BCE = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(POS_WEIGHT).view(-1, 1, 1, 1))
 
 
-def export(net: DemoUNet, path: Path) -> None:
-    import onnx
+def objective(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted binary cross-entropy plus the mean of the soft Dice losses per output (and those)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: about 1.6x faster on this CPU
+        logits = net(x).float()
+    p = torch.sigmoid(logits)
+    inter = (p * y).sum(dim=(0, 2, 3, 4))
+    dice = 1 - (2 * inter + 1) / (p.sum(dim=(0, 2, 3, 4)) + y.sum(dim=(0, 2, 3, 4)) + 1)
+    return _BCE(logits, y) + dice.mean(), dice
 
-    net.eval()
-    x = torch.zeros(1, 1, *PATCH)
-    torch.onnx.export(
-        net, (x,), str(path), opset_version=17, dynamo=False,
-        input_names=["image"], output_names=["logits"],
-        dynamic_axes={"image": {0: "batch", 2: "d", 3: "h", 4: "w"}, "logits": {0: "batch", 2: "d", 3: "h", 4: "w"}},
-    )
-    model = onnx.load(str(path))
-    model.ir_version = min(model.ir_version, 8)
-    model.doc_string = "DEMO ONLY - trained on synthetic phantoms - NOT FOR CLINICAL USE"
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+
+def train(iterations: int, batch: int) -> nn.Module:
+    return demo_training.train(SEED, training_set, network, sample, objective, iterations, batch, lr=5e-3,
+                               freeze_norm=FREEZE_NORM)
 
 
 # --------------------------------------------------------------------------- calibration and evaluation
@@ -498,9 +442,6 @@ def evaluate(folder: Path) -> dict[str, Any]:
 
 
 def write_manifest(folder: Path, metrics: dict[str, Any], iterations: int, batch: int) -> None:
-    path = folder / "model.yaml"
-    sha = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
-    text = (HERE / "model.yaml.in").read_text()
     fmt = {**{f"threshold_{k}": "{:.2f}" for k in CHANNELS}, "cal_cases": "{}", "dice_liver_cal": "{:.3f}",
            **{f"offset_{k}": "{:+.2f}" for k in CHANNELS[1:]}, **{f"offset_{k}_at_0.5": "{:+.2f}" for k in CHANNELS[1:]},
            **{f"cal_{k}": "{}" for k in CHANNELS[1:]}, "found": "{}", "lesions": "{}", "found10": "{}", "lesions10": "{}",
@@ -510,39 +451,18 @@ def write_manifest(folder: Path, metrics: dict[str, Any], iterations: int, batch
            "cases": "{}", **{f"dice_{k}": "{:.3f}" for k in CHANNELS}, **{f"dice_{k}_min": "{:.3f}" for k in CHANNELS}}
     values = {k: f.format(metrics.get(k, 0)) for k, f in fmt.items()}
     values.update(
-        sha256=sha, version=VERSION, iterations=str(iterations), batch=str(batch), torch=torch.__version__,
-        n_train=str(N_TRAIN), last_seed=str(N_TRAIN - 1),
         sensitivity=f"{metrics.get('found', 0) / max(1, metrics.get('lesions', 1)):.3f}",
         sensitivity10=f"{metrics.get('found10', 0) / max(1, metrics.get('lesions10', 1)):.3f}",
     )
-    for k, v in values.items():
-        text = text.replace("{" + k + "}", v)
-    yaml.safe_load(text)
-    path.write_text(text)
+    demo_training.write_manifest(folder, values, version=VERSION, iterations=iterations, batch=batch,
+                                 n_train=N_TRAIN)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--iterations", type=int, default=2900)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--evaluate", action="store_true", help="only calibrate and evaluate the committed model")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    if not args.evaluate:
-        started = time.time()
-        net = train(args.iterations, args.batch)
-        export(net, HERE / "model.onnx")
-        print(f"trained and exported in {time.time() - started:.0f} s", flush=True)
     provisional: dict[str, Any] = {**{f"threshold_{k}": 0.5 for k in CHANNELS}, "cases": N_EVAL, "cal_cases": N_CAL}
-    write_manifest(HERE, provisional, args.iterations, args.batch)  # checksum first, figures after
-    calibration = calibrate(HERE)
-    print(calibration, flush=True)
-    write_manifest(HERE, {**provisional, **calibration}, args.iterations, args.batch)  # the measured threshold
-    metrics = {**calibration, **evaluate(HERE)}
-    print(metrics, flush=True)
-    write_manifest(HERE, metrics, args.iterations, args.batch)
-    return 0
+    return demo_training.main(__doc__ or "", HERE, iterations=2900, train=train, patch=PATCH,
+                              provisional=provisional, calibrate=calibrate, evaluate=evaluate,
+                              manifest=write_manifest)
 
 
 if __name__ == "__main__":
