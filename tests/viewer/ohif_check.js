@@ -248,10 +248,9 @@ async function checkStatement(page, st, errors) {
   fs.mkdirSync(spec.out_dir, { recursive: true });
   const browser = await chromium.launch({ executablePath: spec.chromium, headless: true, args: ARGS });
   const results = [];
-  // each study in a fresh browser context, as a radiologist opening it from the worklist: OHIF keeps
-  // state between studies of one page (seen: after the other demo studies, the brain PET SR opened on
-  // its reference regions and its arrows never reached the lesion); each context starts with what
-  // the last one stored (the first visit's tour and notice dismissed), as the radiologist's browser
+  // each study in a fresh browser context, as a radiologist opening it from the worklist: nothing of
+  // the study before is left in the viewer's memory; each context starts with what the last one
+  // stored (the first visit's tour and notice dismissed), as the radiologist's browser does
   let stored;
   const fresh = async (check, item) => {
     const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, storageState: stored });
