@@ -127,13 +127,13 @@ def find_lesion(rules: RulesSource, image: StudyImage, organs: Organs, priors: P
             tp, series, mr_req = got
             mr = priors.prior_volume(mr_req, tp.study_instance_uid, series) if series else None
             alignment = align(mr, image.volume) if mr is not None else None
-            date = {"date": str(tp.study_date)}
+            mr_date = {"date": str(tp.study_date)}
             if mr is None or alignment is None:
                 got = Reason("mr_images", f"the images of the brain MR of {tp.study_date} could not be had for the "
-                             "PET-MR registration", date)
+                             "PET-MR registration", mr_date)
             elif alignment.method is AlignmentMethod.NONE:
                 got = Reason("mr_registration", f"the brain MR of {tp.study_date} could not be registered onto the "
-                             f"PET ({alignment.note})", date)
+                             f"PET ({alignment.note})", mr_date)
             else:
                 placed = mr_lesions.place(tp.lesions, image.volume, alignment)
                 how = (f"Lesion region{'s' if len(placed) > 1 else ''} "
@@ -144,7 +144,7 @@ def find_lesion(rules: RulesSource, image: StudyImage, organs: Organs, priors: P
                        f"tracking identifiers as on the MR. {rule.citation.text}")
                 model = ModelInfo("nadir-brain-pet-from-mr", __version__, "")
                 return _found(rules, image, [(les, m) for les, m in placed], (how,), model,
-                              (Reason("from_mr", how, date),))
+                              (Reason("from_mr", how, mr_date),))
         said, coded = (f"Lesion not taken from a brain MR: {got.text}.",), (got,)
     return _hottest_found(rules, image, said, coded)
 

@@ -259,8 +259,8 @@ def _report(job: _Job, req: ReportRequest) -> list[Dataset]:
     return build_report(req, settings, rtstruct="rtstruct" in job.inp.outputs).datasets()
 
 
-def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str, reasons: tuple[Reason, ...] = (),
-           model: ModelInfo | None = None, volume: Volume | None = None) -> list[Dataset]:
+def _empty(job: _Job, sources: Sequence[Dataset], outcome: Outcome, reason: str, model: ModelInfo | None = None,
+           volume: Volume | None = None, *, reasons: tuple[Reason, ...] = ()) -> list[Dataset]:
     inp = job.inp
     if not sources:
         raise PipelineError(f"study {inp.study_instance_uid}: no readable instance")
@@ -378,7 +378,7 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
         lead = Reason("no_series", route.no_series)
         # an input's own "no series fits" adds, in another language, nothing to the route's sentence
         coded = (lead,) if why.code == lead.code else (lead, why)
-        return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"{route.no_series} {why.text}", coded)
+        return _empty(job, headers, Outcome.NO_SUITABLE_SERIES, f"{route.no_series} {why.text}", reasons=coded)
     volume, sources = study.volume, study.sources
     req = Request(inp.route, str(sources[0].get("PatientID", "")), inp.study_instance_uid,
                   _study_date(sources[0]), job.params.priors_from, inp.report.sr_series_number,
@@ -387,14 +387,14 @@ def run(route: FollowUpRoute, inp: PipelineInput, pipeline: str) -> list[Dataset
     info, organs = found_by.model, found_by.organs
     measured, nodes, sites = _segment(job, volume, found_by)
     if missing := _organ_missing(route, volume, organs):
-        return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, (), info, volume)
+        return _empty(job, sources, Outcome.NO_SUITABLE_SERIES, missing, info, volume)
     priors = inp.priors.find(req)
     if not measured and not priors.timepoints:
         who = "the model" if (job.params.segmenter or route.default_segmenter) == "model" else "the rule"
         said = " ".join(found_by.excluded)
         return _empty(job, sources, Outcome.NO_LESION,
                       f"{who} {info.name} {info.version} found no lesion in the series. {said}".strip(),
-                      found_by.reasons, info, volume)
+                      info, volume, reasons=found_by.reasons)
     image = _Image(volume, sources, info, organs, measured, sites, nodes, study.series_uid, study,
                    found_by.excluded, found_by.identities, found_by.reasons)
     return _follow(job, req, priors, image, tuple(headers))
