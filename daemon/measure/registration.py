@@ -104,6 +104,22 @@ def transform_matrix(transform: Any) -> FloatArray:
     return m
 
 
+SHRINK = [4, 2, 1]  # the resolution levels, as shrink factors of the registration grid
+
+
+def coarse(image: Any, spacing_mm: float) -> Any:
+    """The image averaged over whole bins of voxels to about spacing_mm or coarser along each axis.
+
+    Registration's finest level need not be finer than this: a rigid pose has six numbers,
+    well determined by anatomy at 2 mm. A 512 x 512 x 160 CT at 0.78 mm took 262 s per prior
+    on its own grid, 30 s binned to 1.56 mm with at most 300 k samples, the pose within
+    0.5 mm of the truth at the lesions (the demo liver patient). An axis already that
+    coarse is kept.
+    """
+    factors = [max(1, int(spacing_mm / s + 1e-6)) for s in image.GetSpacing()]
+    return image if factors == [1, 1, 1] else sitk.BinShrink(image, factors)
+
+
 def register_rigid(
     prior: Volume,
     followup: Volume,
@@ -111,24 +127,29 @@ def register_rigid(
     sampling: float = 0.15,
     iterations: int = 120,
     seed: int = 20091,
+    finest_mm: float = 2.0,
+    max_samples: int = 300_000,
 ) -> Alignment:
-    """Rigid (Euler 3D) registration, Mattes mutual information, three resolution levels."""
-    fixed = to_sitk(followup)
-    moving = to_sitk(prior)
+    """Rigid (Euler 3D) registration, Mattes mutual information, three resolution levels,
+    the finest on a grid of about finest_mm (coarse); the metric samples `sampling` of each
+    level's voxels, at most max_samples (the same result for a grid of up to 2 M voxels)."""
+    fixed = coarse(to_sitk(followup), finest_mm)
+    moving = coarse(to_sitk(prior), finest_mm)
     initial = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(sampling, seed)
+    voxels = math.prod(fixed.GetSize())
+    reg.SetMetricSamplingPercentagePerLevel([min(sampling, max_samples * f**3 / voxels) for f in SHRINK], seed)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=2.0, minStep=1e-3, numberOfIterations=iterations,
         gradientMagnitudeTolerance=1e-6,
     )
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
+    reg.SetShrinkFactorsPerLevel(SHRINK)
     reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     reg.SetInitialTransform(initial, inPlace=False)

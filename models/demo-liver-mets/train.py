@@ -4,9 +4,11 @@ Everything here is SYNTHETIC: the network is trained and evaluated only on the
 torso phantoms of `daemon.demo.phantom.liver_ct_phantom` (geometric anatomy:
 ellipsoid liver, spleen, kidneys, vessels, vertebra in HU; hypodense ellipsoid
 metastases with textures, soft interfaces and rims; round lymph nodes in the
-retroperitoneal fat). It exists so that the liver route, its tests and the demo
-run end to end with a real network; it has never seen a patient, and a real
-liver (lobes, vessels, cysts, perfusion artefacts) would defeat it.
+retroperitoneal fat), and on the mean of the frames of CT-perfusion phantoms
+(`daemon.demo.perfusion_phantom`), the image the perfusion route segments. It exists
+so that the liver route, its tests and the demo run end to end with a real network;
+it has never seen a patient, and a real liver (lobes, vessels, cysts, perfusion
+artefacts) would defeat it.
 
     .venv/bin/python models/demo-liver-mets/train.py            # train, export, calibrate, evaluate, write model.yaml
     .venv/bin/python models/demo-liver-mets/train.py --evaluate # calibrate and evaluate the committed model.onnx only
@@ -26,7 +28,8 @@ held-out phantoms (seeds 10000+).
 The U-Net (batch norm, three outputs), the training loop, the export and the command
 line are models/demo_training.py's, shared with the brain model; what is this model's is
 here. PyTorch (CPU build) is needed here only; the daemon runs the exported ONNX file
-with ONNX Runtime. Deterministic: fixed seeds, one thread.
+with ONNX Runtime. Deterministic with fixed seeds on one thread; the committed model was
+trained with --threads 2 (about 12 minutes here), which may round differently.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from daemon.segment.preprocess import model_shape, normalise, resample  # noqa: 
 from models import demo_training  # noqa: E402
 
 NAME = "demo-liver-mets"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 SEED = 20261204
 SPACING_KJI = (2.5, 2.0, 2.0)  # mm, model grid along (k, j, i); the manifest lists (i, j, k)
 PATCH = (48, 96, 96)  # inference patch (k, j, i)
@@ -63,6 +66,10 @@ CHANNELS = ("liver", "metastasis", "node")  # sigmoid outputs; liver = parenchym
 POS_WEIGHT = (1.0, 1.0, 8.0)  # BCE weight of the positives, per output (nodes are rare and small)
 FREEZE_NORM = 0.5  # from this fraction of the steps on, batch norm uses its running statistics
 N_TRAIN = 30
+N_PERFUSION = 8  # averaged CT-perfusion phantoms (seeds PERFUSION_SEED0+), as the perfusion route segments them
+PERFUSION_SEED0 = 30_000
+PERFUSION_SPACINGS = [(2.5, 3.5, 3.5), (2.5, 5.0, 5.0), (2.5, 2.0, 2.0), (5.0, 2.5, 2.5)]
+WIDTH = 16  # channels of the first level (16-32-64)
 SOURCE_SPACINGS = [(2.0, 1.5, 1.5), (3.0, 2.8, 2.8), (2.5, 2.0, 2.0), (1.5, 1.2, 1.2), (5.0, 1.0, 1.0),
                    (2.5, 0.78125, 0.78125)]
 EVAL_SEED0 = 10_000  # held-out phantoms (training uses 0..N_TRAIN-1)
@@ -82,7 +89,7 @@ def network() -> demo_training.DemoUNet:
     depend on what else the window holds, and CT's absolute HU (liver 110 vs spleen 120) stay
     meaningful.
     """
-    net = demo_training.DemoUNet(nn.BatchNorm3d, out=len(CHANNELS))
+    net = demo_training.DemoUNet(nn.BatchNorm3d, out=len(CHANNELS), c=WIDTH)
     assert net.head.bias is not None
     with torch.no_grad():  # prior probabilities: lesions are rare (RetinaNet's trick; no early flood)
         net.head.bias.copy_(torch.tensor([-2.0] + [-4.6] * (len(CHANNELS) - 1)))
@@ -178,15 +185,39 @@ def _norm() -> Normalisation:
     return Normalisation(method="window", low=WINDOW[0], high=WINDOW[1])
 
 
-def to_model_grid(p: ph.Phantom, spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def perfusion_average(seed: int, spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of a CT-perfusion phantom's frames (no motion: what motion correction gives) and its classes.
+
+    What the perfusion route segments: the liver and lesions through all phases at once, ribs
+    at 450 HU, a thin slab of the upper abdomen. Random liver metastases near the slab,
+    hypo- or hyper-perfused (the flows of the perfusion phantom's own lesions).
+    """
+    from daemon.demo import perfusion_phantom as pp
+
+    rng = np.random.default_rng(seed)
+    slab = float(rng.uniform(60.0, 90.0))
+    centre = (float(rng.uniform(-30, -10)), float(rng.uniform(-10, 10)), float(rng.uniform(50, 75)))
+    grid = Grid(shape=(int(round(slab / spacing[0])), int(round(392 / spacing[1])), int(round(392 / spacing[2]))),
+                spacing=spacing, centre=centre)
+    mets = [m for m in ph.random_liver_lesions(rng, count=int(rng.integers(2, 7)), diameter_mm=(6.0, 40.0))
+            if abs(m.centre[2] - centre[2]) < slab / 2 + 10.0]
+    flows = [pp.DEFAULT_LESIONS[0].flows, pp.DEFAULT_LESIONS[1].flows]
+    lesions = tuple(pp.PerfusionLesion(m, flows[int(rng.integers(2))]) for m in mets)
+    times = pp.DENSE_TIMES_S if rng.random() < 0.5 else pp.SEED_TIMES_S
+    p = pp.perfusion_phantom(pp.Protocol(grid=grid, times_s=times, lesions=lesions, max_shift_mm=(0.0, 0.0),
+                                         noise_hu=float(rng.uniform(3.0, 15.0)), seed=seed))
+    cls = np.where(p.labels > 0, 2, np.where(p.truth.regions["liver"], 1, 0)).astype(np.uint8)
+    return p.frames.mean(axis=0), cls
+
+
+def to_model_grid(image: np.ndarray, cls: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Image (normalised) and classes on the model grid, by the daemon's own resampling.
 
-    Classes as `classes`, and 4 where another organ denser than 60 HU lies (background for the
-    network; only where crops are taken).
+    `cls` holds the source grid's classes as `classes` does; out, the same, and 4 where another
+    organ denser than 60 HU lies (background for the network; only where crops are taken).
     """
-    target = model_shape(p.image.shape, spacing, SPACING_KJI)
-    x = normalise(resample(p.image.astype(np.float32), target), _norm())
-    cls = classes(p)
+    target = model_shape(image.shape, spacing, SPACING_KJI)
+    x = normalise(resample(image.astype(np.float32), target), _norm())
     region = resample((cls == 1).astype(np.float32) + (cls == 2), target) >= 0.5
     out = np.where(region, 1, 0).astype(np.uint8)
     out[(out == 0) & (x > (60.0 - WINDOW[0]) / (WINDOW[1] - WINDOW[0]))] = 4  # other dense organs, for sampling
@@ -211,7 +242,12 @@ def training_set() -> list[Sample]:
     data = []
     for s in range(N_TRAIN):
         sp = SOURCE_SPACINGS[s % len(SOURCE_SPACINGS)]
-        x, cls = to_model_grid(phantom(s, sp), sp)
+        p = phantom(s, sp)
+        x, cls = to_model_grid(p.image, classes(p), sp)
+        data.append((x, cls, lesion_centres(cls)))
+    for s in range(N_PERFUSION):
+        sp = PERFUSION_SPACINGS[s % len(PERFUSION_SPACINGS)]
+        x, cls = to_model_grid(*perfusion_average(PERFUSION_SEED0 + s, sp), sp)
         data.append((x, cls, lesion_centres(cls)))
     return data
 
@@ -451,6 +487,7 @@ def write_manifest(folder: Path, metrics: dict[str, Any], iterations: int, batch
            "cases": "{}", **{f"dice_{k}": "{:.3f}" for k in CHANNELS}, **{f"dice_{k}_min": "{:.3f}" for k in CHANNELS}}
     values = {k: f.format(metrics.get(k, 0)) for k, f in fmt.items()}
     values.update(
+        n_perfusion=str(N_PERFUSION),
         sensitivity=f"{metrics.get('found', 0) / max(1, metrics.get('lesions', 1)):.3f}",
         sensitivity10=f"{metrics.get('found10', 0) / max(1, metrics.get('lesions10', 1)):.3f}",
     )
@@ -460,7 +497,7 @@ def write_manifest(folder: Path, metrics: dict[str, Any], iterations: int, batch
 
 def main() -> int:
     provisional: dict[str, Any] = {**{f"threshold_{k}": 0.5 for k in CHANNELS}, "cases": N_EVAL, "cal_cases": N_CAL}
-    return demo_training.main(__doc__ or "", HERE, iterations=2900, train=train, patch=PATCH,
+    return demo_training.main(__doc__ or "", HERE, iterations=6000, train=train, patch=PATCH,
                               provisional=provisional, calibrate=calibrate, evaluate=evaluate,
                               manifest=write_manifest)
 
