@@ -104,6 +104,13 @@ def transform_matrix(transform: Any) -> FloatArray:
     return m
 
 
+def _non_negative(image: Any) -> Any:
+    """The image less its minimum: the centre of mass that starts the registration weighs voxels by
+    their value, and CT's air at -1000 HU would weigh negatively (a body that fills the field of view
+    then puts it hundreds of millimetres away)."""
+    return sitk.ShiftScale(image, -float(sitk.GetArrayViewFromImage(image).min()), 1.0)
+
+
 SHRINK = [4, 2, 1]  # the resolution levels, as shrink factors of the registration grid
 
 
@@ -136,7 +143,8 @@ def register_rigid(
     fixed = coarse(to_sitk(followup), finest_mm)
     moving = coarse(to_sitk(prior), finest_mm)
     initial = sitk.CenteredTransformInitializer(
-        fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+        _non_negative(fixed), _non_negative(moving), sitk.Euler3DTransform(),
+        sitk.CenteredTransformInitializerFilter.MOMENTS,
     )
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
