@@ -305,6 +305,17 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Ti
     yield tps, observations
 
 
+# OHIF 3.12's own bundle: the onnxruntime-web of its AI labelmap tools, a chunk loaded lazily, reads
+# `document.currentScript.src || __filename`, which throws in a browser when the chunk is evaluated with no
+# current script. Seen once (a CI run), at load, on a study it loads fine otherwise (the same run
+# drew every calliper); it names no object of ours. Every other console error fails the test.
+OHIF_OWN_ERRORS = ("ReferenceError: __filename is not defined",)
+
+
+def _ours(errors: list[str]) -> list[str]:
+    return [e for e in errors if not e.startswith(OHIF_OWN_ERRORS)]
+
+
 def test_srs_without_numbers_show_their_image(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
     """The 'No lesion' and failure SRs load with no error (OHIF's error boundary used to drop the
     viewer: "Cannot read properties of undefined (reading 'ReferencedSOPSequence')") and the SR
@@ -313,7 +324,7 @@ def test_srs_without_numbers_show_their_image(observed: tuple[list[Timepoint], l
     seen = json.loads((OUTPUT / "statements.json").read_text(encoding="utf-8"))
     assert [obs["label"] for obs in seen] == list(expected), seen
     for obs in seen:
-        assert obs["errors"]["load"] == [] and obs["errors"]["sr"] == [], f"{obs['label']}: {obs['errors']}"
+        assert _ours(obs["errors"]["load"]) == _ours(obs["errors"]["sr"]) == [], f"{obs['label']}: {obs['errors']}"
         assert obs["shown"], f"{obs['label']}: no image in the SR viewport ({obs['screenshot']})"
         assert obs["overlay"].startswith(f"I:{expected[obs['label']]} "), f"{obs['label']}: {obs['overlay']}"
 
@@ -360,7 +371,7 @@ def test_seg_shows_one_segment_per_lesion(observed: tuple[list[Timepoint], list[
             assert re.search(rf"(^|\n){re.escape(label)}(\n|$)", obs["seg"]["panel"]), (
                 f"{tp.label}: segment {label} not in the segmentation panel"
             )
-        assert obs["errors"]["seg"] == [], f"{tp.label}: console errors {obs['errors']['seg']}"
+        assert _ours(obs["errors"]["seg"]) == [], f"{tp.label}: console errors {obs['errors']['seg']}"
 
 
 def _segment_instances(seg: Dataset, sources: tuple[Dataset, ...], number: int) -> set[int]:
@@ -428,7 +439,7 @@ def test_sr_labels_do_not_overprint(observed: tuple[list[Timepoint], list[dict[s
 def test_no_console_errors(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
     _tps, seen = observed
     for obs in seen:
-        assert obs["errors"]["load"] == [] and obs["errors"]["sr"] == [], obs["errors"]
+        assert _ours(obs["errors"]["load"]) == _ours(obs["errors"]["sr"]) == [], obs["errors"]
 
 
 def test_followup_lists_prior_studies(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
