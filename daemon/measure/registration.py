@@ -118,10 +118,9 @@ def coarse(image: Any, spacing_mm: float) -> Any:
     """The image averaged over whole bins of voxels to about spacing_mm or coarser along each axis.
 
     Registration's finest level need not be finer than this: a rigid pose has six numbers,
-    well determined by anatomy at 2 mm. A 512 x 512 x 160 CT at 0.78 mm took 262 s per prior
-    on its own grid, 30 s binned to 1.56 mm with at most 300 k samples, the pose within
-    0.5 mm of the truth at the lesions (the demo liver patient). An axis already that
-    coarse is kept.
+    well determined by anatomy at 2 mm. The demo liver patient's 512 x 512 x 160 CT at 0.78 mm
+    registers in 33 s instead of 131 s on its own grid, within 0.31 mm of the true pose at the
+    lesions instead of 0.07 mm (bench/registration.py). An axis already that coarse is kept.
     """
     factors = [max(1, int(spacing_mm / s + 1e-6)) for s in image.GetSpacing()]
     return image if factors == [1, 1, 1] else sitk.BinShrink(image, factors)
