@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import multiprocessing
-import os
 import shutil
 import signal
 import subprocess
@@ -38,6 +37,7 @@ sys.path.insert(0, str(REPO / "tests" / "node"))
 import node_harness as h  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
+from daemon.demo.peers import dcmtk_env  # noqa: E402
 from daemon.node.requestor import keep_responses  # noqa: E402
 
 PYTHON = h.PYTHON
@@ -153,7 +153,7 @@ def orthanc(tmp: Path) -> Iterator[tuple[int, str, int]]:
     cfg = tmp / "orthanc" / "orthanc.json"
     cfg.write_text(json.dumps(config))
     log = open(tmp / "orthanc" / "log.txt", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(["/usr/sbin/Orthanc", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(["/usr/sbin/Orthanc", str(cfg)], stdout=log, stderr=subprocess.STDOUT, env=dcmtk_env())
     try:
         wait_port(port, proc)
         yield port, "ORTHANC", proc.pid
@@ -167,10 +167,9 @@ def orthanc(tmp: Path) -> Iterator[tuple[int, str, int]]:
 def storescp(tmp: Path) -> Iterator[tuple[int, str, int]]:
     port, out = h.free_port(), tmp / "storescp"
     out.mkdir(parents=True)
-    env = {**os.environ, "TCP_NODELAY": "1"}
     proc = subprocess.Popen(
         ["storescp", "-aet", "STORESCP", "-od", str(out), "--max-pdu", "131072", str(port)],
-        env=env,
+        env=dcmtk_env(),
     )
     try:
         wait_port(port, proc)

@@ -47,6 +47,14 @@ def wait_until(what: str, check: Callable[[], T | None], deadline_s: float, ever
         time.sleep(every)
 
 
+def dcmtk_env() -> dict[str, str]:
+    """The environment for a program built on DCMTK (Orthanc, storescp, storescu): TCP_NODELAY=1, which
+    DCMTK reads to turn Nagle's algorithm off on its sockets. With Nagle on, each C-STORE response of a
+    DCMTK server waits for the peer's delayed ACK: 160 CT slices took 7.9 s into Orthanc on loopback,
+    0.8 s with TCP_NODELAY=1."""
+    return {**os.environ, "TCP_NODELAY": "1"}
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
     """SIGTERM, then SIGKILL after `grace_s`; then its whole process group."""
     if proc is None:
@@ -111,7 +119,7 @@ class Orthanc:
         cfg.write_text(json.dumps(self.config(), indent=1))
         with open(self.workdir / "orthanc.log", "ab") as log:
             self.proc = subprocess.Popen([ORTHANC, str(cfg)], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=dcmtk_env())
         wait_until("Orthanc to answer", self._alive, 60, 0.1)
         return self
 
@@ -249,6 +257,6 @@ class NadirNode:
 def storescu(files: Sequence[Path], port: int, called_ae: str, calling_ae: str = "MODALITY") -> None:
     """Send files as a modality does (dcmtk storescu, one association); raises on failure."""
     cmd = ["storescu", "-aet", calling_ae, "-aec", called_ae, "127.0.0.1", str(port), *map(str, files)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dcmtk_env())
     if done.returncode != 0:
         raise RuntimeError(f"storescu to {called_ae} failed ({done.returncode}): {done.stderr[-1500:]}")

@@ -7,7 +7,6 @@ by the templates (templates/report/*.j2 `amino`), so a French report is French t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from daemon.criteria.amino_pet import CRITERION
@@ -19,31 +18,12 @@ RATIOS = (("s", "max"), ("s", "mean"), ("n", "max"), ("n", "mean"), ("wm", "max"
 # region key (daemon.pipelines.brain_pet REGION_NAMES) by the study group's measurement names
 REGIONS = ("normal_brain", "striatum", "white_matter", "grey_matter_thalamus")
 _TRIGGER = re.compile(r"^(?P<quantity>.+)_(?P<op>ge|gt|lt|le)_(?P<value>[0-9.]+)$")
-# the coded reasons (ReportRequest.reasons) the templates word (amino.*.j2 `reasons`, `origins`): why a
-# brain PET could not be read (daemon.pipelines.brain_pet_input, lesion_followup), and why the lesion was
-# not taken from the brain MR (daemon.pipelines.brain_pet_lesions)
-_REASONS = frozenset({"no_series", "suv_no_dose", "suv_weight", "suv_header", "tracer", "extent", "not_brain",
-                      "frame_times"})
-_NOT_FROM_MR = frozenset({"no_mr", "lookup", "no_date", "mr_no_lesion", "mr_images", "mr_registration"})
 
 
-def reason_codes(reasons: Sequence[Reason]) -> list[dict[str, str]]:
-    """Each reason as {code, and its values}; [] when one is not known (the template then gives the
-    English text as it is, never a part of it)."""
-    if any(r.code not in _REASONS for r in reasons):
-        return []
-    return [{**r.values, "code": r.code} for r in reasons]
-
-
-def lesion_origin(reasons: Sequence[Reason]) -> dict[str, str]:
-    """Where the lesion region came from, as the finder said it: {code, values}; code "" when not said,
-    "other" (with `text`, the English) when the code is not known."""
-    if not reasons:
-        return {"code": ""}
-    r = reasons[0]
-    if r.code == "from_mr" or r.code in _NOT_FROM_MR:
-        return {**r.values, "code": r.code}
-    return {"code": "other", "text": r.text}
+def _coded(r: Reason) -> dict[str, str]:
+    """A reason as the templates word it: its code, its values, and its English `text`, which a
+    template whose table (amino.*.j2 `reasons`, `origins`) lacks the code gives as it is."""
+    return {**r.values, "code": r.code, "text": r.text}
 
 
 def _criterion(a: Assessment) -> dict[str, Any]:
@@ -106,6 +86,6 @@ def amino_context(req: ReportRequest) -> dict[str, Any] | None:
         "regions": _regions(req),
         "lesion_source": "mr" if model.endswith("from-mr") else ("rule" if model.endswith("rule") else ""),
         # a study not read has the input's reasons, any other the finder's (where the lesion came from)
-        "reasons": reason_codes(req.reasons) if req.outcome == Outcome.NO_SUITABLE_SERIES else [],
-        "origin": lesion_origin(() if req.outcome == Outcome.NO_SUITABLE_SERIES else req.reasons),
+        "reasons": [_coded(r) for r in req.reasons] if req.outcome == Outcome.NO_SUITABLE_SERIES else [],
+        "origin": _coded(req.reasons[0]) if req.reasons and req.outcome != Outcome.NO_SUITABLE_SERIES else {},
     }

@@ -199,10 +199,15 @@ def render_impression(req: ReportRequest, language: str, templates_dir: Path) ->
     details = str(module.details(ctx)).strip()  # type: ignore[attr-defined]
     reasons: tuple[str, ...] = ()
     amino = ctx["amino"]
-    if amino is not None and language != "en" and (req.outcome == Outcome.MEASURED or amino["reasons"]):
-        # the criteria's, regions' and input's sentences in the report's language, not the criteria's English
+    if amino is not None and language != "en":
+        # the criteria's, regions' and input's sentences in the report's language, not the criteria's English;
+        # the input's reasons only when the template words every one of their codes (its table `reasons`)
         words: Any = env.get_template(f"amino.{language}.j2").module
-        lines = str(words.lines(amino) if req.outcome == Outcome.MEASURED else words.no_series(amino))
+        lines = ""
+        if req.outcome == Outcome.MEASURED:
+            lines = str(words.lines(amino))
+        elif amino["reasons"] and all(r["code"] in words.reasons for r in amino["reasons"]):
+            lines = str(words.no_series(amino))
         reasons = tuple(s.strip() for s in lines.splitlines() if s.strip())
     return Impression(language=language, line=line, details=details, reasons=reasons)
 

@@ -14,7 +14,7 @@ import pydicom
 import pytest
 
 from daemon.cli import main
-from daemon.demo.peers import free_port, stop_process, wait_until
+from daemon.demo.peers import dcmtk_env, free_port, stop_process, wait_until
 from daemon.demo.truth import truth_dir, truth_file
 from daemon.imaging.loader import scan
 from daemon.imaging.nifti import nifti_to_array
@@ -98,7 +98,8 @@ def test_readme_storescu_sends_a_demo_study_as_written(demo: Path, tmp_path: Pat
     received.mkdir()
     port = free_port()
     scp = subprocess.Popen(["storescp", "-aet", "NADIR", "-od", str(received), "--fork", str(port)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                           env=dcmtk_env())
     try:
         wait_until("storescp to listen",
                    lambda: subprocess.run(["echoscu", "-aec", "NADIR", "127.0.0.1", str(port)],

@@ -27,7 +27,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from daemon.demo.peers import free_port, kill_group  # noqa: F401 - the tests' one place
+from daemon.demo.peers import dcmtk_env, free_port, kill_group  # noqa: F401 - the tests' one place
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO_ROOT / ".venv" / "bin" / "python")
@@ -236,10 +236,8 @@ def storescu(
     """Send `files`; return storescu's exit code, the files acknowledged with 0x0000
     (from its -v output), and the output."""
     cmd = ["storescu", "-v", "-aet", calling, "-aec", called, *extra, "127.0.0.1", str(port)]
-    # TCP_NODELAY=1: without it dcmtk stalls ~40 ms per message on loopback (Nagle)
-    env = {**os.environ, "TCP_NODELAY": "1"}
     proc = subprocess.run(
-        [*cmd, *map(str, files)], capture_output=True, text=True, timeout=timeout, env=env
+        [*cmd, *map(str, files)], capture_output=True, text=True, timeout=timeout, env=dcmtk_env()
     )
     output = proc.stdout + proc.stderr
     return proc.returncode, acked_files(output), output

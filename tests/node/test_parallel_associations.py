@@ -12,7 +12,6 @@ already given up (see daemon.node.scp.Listener and SupportedContexts).
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import subprocess
 import time
@@ -22,6 +21,7 @@ import pytest
 from node_harness import (
     Node,
     acked_files,
+    dcmtk_env,
     free_port,
     recorded_paths,
     sop_instance_uid,
@@ -54,13 +54,12 @@ def test_ten_storescu_at_once_all_acknowledged_and_recorded(tmp_path: Path) -> N
     try:
         # all ten connect before the acceptor thread runs: none may wait for a retransmission
         assert listen_backlog(node.port) >= 4 * SENDERS
-        env = {**os.environ, "TCP_NODELAY": "1"}
         start = time.monotonic()
         senders = [
             subprocess.Popen(
                 ["storescu", "-v", "-aec", "NADIR", "-ta", "20", "-td", "20",
                  "127.0.0.1", str(node.port), *map(str, files[i::SENDERS])],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dcmtk_env(),
             )
             for i in range(SENDERS)
         ]

@@ -7,7 +7,7 @@ from datetime import date
 
 from daemon.config import DEFAULT_TEMPLATES_DIR
 from daemon.findings import Timepoint
-from daemon.report.amino_text import lesion_origin, reason_codes
+from daemon.report.amino_text import amino_context
 from daemon.report.inputs import Outcome, Reason, ReportRequest
 from daemon.report.text import render_impression
 
@@ -40,16 +40,18 @@ def test_lesion_origin_from_its_code() -> None:
     fr = render_impression(_req(Outcome.MEASURED, why), "fr", DEFAULT_TEMPLATES_DIR)
     assert ("Lésion non reprise d'une IRM cérébrale : aucune IRM cérébrale du patient traitée par la route "
             "brain-mets-rano-bm dans les 90 jours précédant la TEP.") in fr.reasons
-    assert lesion_origin((Reason("from_mr", "Lesion region L1 from ...", {"date": "2026-02-01"}),)) == {
-        "code": "from_mr", "date": "2026-02-01"}
-    assert lesion_origin(()) == {"code": ""}
+    from_mr = amino_context(_req(Outcome.MEASURED, Reason("from_mr", "Lesion region L1 from ...", {"date": "2026-02-01"})))
+    assert from_mr is not None and from_mr["origin"] == {"code": "from_mr", "date": "2026-02-01",
+                                                          "text": "Lesion region L1 from ..."}
+    silent = render_impression(_req(Outcome.MEASURED), "fr", DEFAULT_TEMPLATES_DIR)
+    assert not any("Lésion non reprise" in r for r in silent.reasons), silent.reasons
 
 
 def test_unknown_code_falls_back_to_the_english() -> None:
     odd = Reason("", "The PET series cannot be used: no pixel data")
-    assert reason_codes((NO_SERIES, odd)) == []
     fr = render_impression(_req(Outcome.NO_SUITABLE_SERIES, NO_SERIES, odd), "fr", DEFAULT_TEMPLATES_DIR)
     assert fr.line.endswith("(No brain PET (FDOPA, FET or FDG) suitable for the amino-acid PET ratios. "
                             "The PET series cannot be used: no pixel data).")
-    other = render_impression(_req(Outcome.MEASURED, Reason("new_code", "a new reason")), "fr", DEFAULT_TEMPLATES_DIR)
-    assert "Lésion non reprise d'une IRM cérébrale : motif non traduit : « a new reason »." in other.reasons
+    for code in ("new_code", ""):
+        other = render_impression(_req(Outcome.MEASURED, Reason(code, "a new reason")), "fr", DEFAULT_TEMPLATES_DIR)
+        assert "Lésion non reprise d'une IRM cérébrale : motif non traduit : « a new reason »." in other.reasons

@@ -15,6 +15,8 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
+from daemon.demo.peers import dcmtk_env
+
 from .phantom import Phantom
 
 pytestmark = pytest.mark.integration
@@ -50,7 +52,7 @@ def orthanc(tmp_path: Path) -> Iterator[tuple[int, int]]:
     cfg = tmp_path / "orthanc.json"
     cfg.write_text(json.dumps(config), encoding="utf-8")
     log = (tmp_path / "orthanc.log").open("w")
-    proc = subprocess.Popen([str(ORTHANC), str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(ORTHANC), str(cfg)], stdout=log, stderr=subprocess.STDOUT, env=dcmtk_env())
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

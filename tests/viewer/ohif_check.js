@@ -86,33 +86,30 @@ async function checkSr(page, tp, shot) {
   const next = async () => ((await arrows.count()) > 1 ? arrows.nth(1) : arrows.first());
   await row.dblclick();
   await poll(async () => ({ ok: (await arrows.count()) > 0 }), 30000);
-  let s = await settledLabels(page, 12000);
-  // software WebGL on a busy machine sometimes leaves the first drawing out: a step to
-  // the next measurement draws it (or, without the SR viewport, load the SR again)
-  let stepped = 0;
+  let s = await settledLabels(page, 20000);
+  // software WebGL on a busy machine sometimes leaves the first drawing out: a step to the next
+  // measurement and back to the first draws it again (a step forward alone would not do: the next
+  // group may hold no length, a reference region's POINT); without the SR viewport, load the SR again
   for (let i = 0; !s.ok && i < 4; i += 1) {
     if (await arrows.count()) {
-      out.attempts.push('next arrow');
+      out.attempts.push('next and back arrows');
+      const before = await state(page);
       await (await next()).click();
-      stepped += 1;
+      await poll(async () => {
+        const now = await state(page);
+        return { ok: now.overlay !== before.overlay || now.viewport !== before.viewport };
+      }, 8000);
+      await arrows.first().click();
     } else {
       out.attempts.push('double click');
       await row.dblclick();
     }
-    s = await settledLabels(page, 12000);
+    s = await settledLabels(page, 20000);
   }
   if (!s.ok) {
     await page.screenshot({ path: path.join(spec.out_dir, `${tp.label}-2-sr-NOT-DRAWN.png`) });
     out.viewport = s.viewport;
     return out;
-  }
-  // those steps moved past the first measurement (unless the step only drew it): back to it, on
-  // the slice of the SR's first calliper, so that the states below start at the first measurement
-  for (let i = 0; i < stepped && !s.overlay.startsWith(`I:${tp.first_instance} `); i += 1) {
-    out.attempts.push('back arrow');
-    await arrows.first().click();
-    const moved = await settledLabels(page, 15000, s);
-    s = moved.ok ? moved : await state(page);
   }
   out.loaded = true;
   // every measurement in turn, or the first `forward` then the last `back` (the left arrow from
