@@ -10,7 +10,10 @@ of the region darker than halfway between the lesion's core and the liver around
 (image smoothed by 1.5 mm), "half-contrast"; where that misses the truth, so will any
 reading of the image (a Chun group 3 look's 10 mm ill-defined interface and patchy rim).
 
-    .venv/bin/python bench/liver_axes.py [--size small|full] [--model models/demo-liver-mets]
+    .venv/bin/python bench/liver_axes.py [--size small|full|cover] [--model models/demo-liver-mets]
+
+--size cover: daemon.demo.patient.LIVER_COVER, the e2e test's grid (the full grid in plane and at its
+slice positions, over 24 cm instead of 40).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon.demo.patient import GRIDS, POSES, TIMEPOINTS, liver_lesions_at  # noqa: E402
+from daemon.demo.patient import GRIDS, LIVER_COVER, POSES, TIMEPOINTS, liver_lesions_at  # noqa: E402
 from daemon.demo.phantom import Phantom, liver_ct_phantom, phantom_volume  # noqa: E402
 from daemon.measure.geometry import axial_axes  # noqa: E402
 from daemon.measure.lesions import MeasureOptions, crop, measure_mask  # noqa: E402
@@ -87,14 +90,15 @@ def timepoint_rows(ph: Phantom, model: LoadedModel, name: str
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--size", default="small", choices=("small", "full"))
+    ap.add_argument("--size", default="small", choices=("small", "full", "cover"))
     ap.add_argument("--seed", type=int, default=1, help="the patient's seed (the e2e test's: 1)")
     ap.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "demo-liver-mets")
     args = ap.parse_args()
     model = load_model(args.model, providers="cpu")
     worst_model = worst_mask = 0.0
+    grid = LIVER_COVER if args.size == "cover" else GRIDS[("CT", args.size)]
     for t, tp in enumerate(TIMEPOINTS):
-        ph = liver_ct_phantom(GRIDS[("CT", args.size)], liver_lesions_at(t), POSES[t], seed=args.seed * 10 + t)
+        ph = liver_ct_phantom(grid, liver_lesions_at(t), POSES[t], seed=args.seed * 10 + t)
         for lid, truth, got, on_truth, edge in timepoint_rows(ph, model, f"liver-axes-{tp}"):
             e_model = np.nan if got is None else got - truth
             e_mask = np.nan if on_truth is None else on_truth - truth

@@ -17,6 +17,19 @@ from daemon.demo import private_servers
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# The test files that take longest, longest first (worker seconds from `pytest -n 2 --dist loadfile
+# --durations=0`: the browser test about 340 s, the liver e2e about 180 s, the next 120 s). They are
+# collected before the rest: --dist loadfile hands the files to the workers in collection order, so
+# each of these starts at once on a worker of its own and the short files fill in around them, instead
+# of one worker being left alone with a five-minute file at the end (the browser test was collected last).
+LONGEST_FILES = ("tests/viewer/test_ohif.py", "tests/e2e/test_liver_mets_e2e.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first = {name: n for n, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))  # stable: the rest keep their order
+
+
 def free_port() -> int:
     """A TCP port free on loopback now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -36,6 +36,7 @@ import pydicom
 
 from daemon.config import ReportSettings
 from daemon.demo.peers import NadirNode, Orthanc, storescu, wait_until
+from daemon.demo.phantom import Grid
 from daemon.demo.response_patient import DemoStudy, write_negative_cases, write_timepoints
 from daemon.demo.sr_table import SrSummary, summarize, table
 from daemon.demo.wholebody_studies import negative_pet_studies, pet_ct_timepoints
@@ -107,14 +108,15 @@ def _start_viewer(pacs: Orthanc, out: Callable[[str], object]) -> ViewerServer |
     return viewer
 
 
-def liver_timepoints(out: Path, size: str = "small", seed: int = 1) -> list[DemoStudy]:
+def liver_timepoints(out: Path, size: str = "small", seed: int = 1, grid: Grid | None = None) -> list[DemoStudy]:
     """The SYNTHETIC liver patient (daemon.demo.patient): portal-venous CT at baseline and two
-    follow-ups, with the RECIST 1.1 and Chun categories the phantom was designed for."""
+    follow-ups, with the RECIST 1.1 and Chun categories the phantom was designed for (on `grid`
+    when given, e.g. daemon.demo.patient.LIVER_COVER)."""
     from daemon.demo.patient import TIMEPOINTS, write_abdomen_ct
 
     studies = []
     for t in range(len(TIMEPOINTS)):
-        written = write_abdomen_ct(out, t, size, seed)  # type: ignore[arg-type]
+        written = write_abdomen_ct(out, t, size, seed, grid)  # type: ignore[arg-type]
         truth = json.loads(written.truth_path.read_text())
         expected = dict(truth.get("expected", {}))
         studies.append(DemoStudy(

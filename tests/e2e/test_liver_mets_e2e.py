@@ -29,7 +29,7 @@ import pydicom
 import pytest
 
 from daemon.demo.dicom import SeriesInfo, StudyInfo, demo_uid, series_datasets, write_datasets
-from daemon.demo.patient import GRIDS
+from daemon.demo.patient import GRIDS, LIVER_COVER
 from daemon.demo.peers import ORTHANC, NadirNode, Orthanc
 from daemon.demo.phantom import Pose, liver_ct_phantom
 from daemon.demo.response_patient import DemoStudy
@@ -40,16 +40,19 @@ from daemon.report.readback import read_report
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 SR, SEG, SC, KO = 9001, 9002, 9003, 9004
-# The demo patient on a clinical grid (512 x 512, 0.78 mm pixels, 2.5 mm slices over 40 cm: the CT of
-# bench/e2e.py). Issue 15 asks 1.5 mm; the demo model reaches it for 8 of the 9 axes of lesions with a
-# defined edge, H3 at t2 (14 mm, sharp) coming out 1.76 mm long, hence 1.8 mm. On the demo's small grid
-# (2.8 mm pixels, which no scanner makes) it is off by up to 4.1 mm (bench/liver_axes.py prints both).
-SIZE = "full"
-TOLERANCE_MM = 1.8
+# The demo patient on a clinical grid: daemon.demo.patient.LIVER_COVER, 512 x 512 at 0.78 mm with 2.5 mm
+# slices over 24 cm (bench/e2e.py's CT in plane and at its slice positions, over 40 cm there). Issue 15's
+# 1.5 mm holds there for every lesion with a defined edge (largest 1.30 mm: `bench/liver_axes.py --size
+# cover`). It is not a wide margin: the same lesions with the 40 cm grid's noise (`--size full`) give 8 of
+# 9 within 1.5 mm, H3 at t2 (14 mm, sharp) at +1.76 mm. On the demo's small grid (2.8 mm pixels, which no
+# scanner makes) the model is off by up to 4.1 mm.
+GRID = LIVER_COVER
+TOLERANCE_MM = 1.5
 # A metastasis drawn as Chun group 3 has a 10 mm ill-defined interface (CHUN_LOOKS) with a patchy rim:
 # the image does not place its edge within 1.5 mm. Thresholding it halfway between its core and the
-# liver (bench/liver_axes.py, "half-contrast") misses H2 by +3.0 mm at t0 and -3.1 mm at t2, the demo
-# model by +2.5 and -2.9 mm, so it is held to the spread of that reading, 3.5 mm.
+# liver (bench/liver_axes.py, "half-contrast") misses H2 by +2.8 mm at t0 and -3.0 mm at t2 on this grid
+# (+3.0 and -3.1 on the 40 cm one), the demo model by +2.0 and -2.8 mm (+2.5, -2.9), so it is held to the
+# spread of that reading, 3.5 mm.
 ILL_DEFINED_TOLERANCE_MM = 3.5
 MEASURED_FROM_MM = 10.0
 
@@ -95,7 +98,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     if not Path(ORTHANC).exists() or shutil.which("storescu") is None:
         pytest.fail("Orthanc and dcmtk are needed (make apt)")
     work = tmp_path_factory.mktemp("liver")
-    studies = liver_timepoints(work / "studies", SIZE)
+    studies = liver_timepoints(work / "studies", grid=GRID)
     negatives = _negatives(work / "studies")
     pacs = Orthanc(work / "orthanc")
     node = NadirNode(work / "nadir", pacs_port=pacs.dicom_port)

@@ -3,8 +3,7 @@
 // SEG segments, console errors, screenshots. The pytest side (test_ohif.py) decides pass/fail.
 //
 // usage: node ohif_check.js SPEC.json RESULT.json
-//   SPEC: {viewer_url, out_dir, node_modules, timepoints: [{label, study_uid, measurements, forward, back,
-//          first_instance (the slice of the SR's first calliper)}],
+//   SPEC: {viewer_url, out_dir, node_modules, timepoints: [{label, study_uid, measurements, forward, back}],
 //          statements: [{label, study_uid, sr_description}], statements_out}
 'use strict';
 const fs = require('fs');

@@ -218,7 +218,6 @@ def _spec(tps: list[Timepoint], url: str, statements: list[Statement], statement
             "min_series": len(tp.series_descriptions),
             "forward": tp.forward,
             "back": tp.back,
-            "first_instance": callipers(tp.sr, tp.source)[0].instance_number,
         })
     return {"viewer_url": url, "out_dir": str(OUTPUT), "node_modules": str(NODE_MODULES),
             "chromium": str(CHROMIUM), "timepoints": items, "statements_out": str(statements_out),
