@@ -195,18 +195,21 @@ def render_impression(req: ReportRequest, language: str, templates_dir: Path) ->
     env = _environment(templates_dir, language)
     module = env.get_template(f"impression.{language}.j2").module
     ctx = context(req, language=language)
+    amino = ctx["amino"]
+    # brain PET in another language than English: the criteria's, regions' and input's sentences come from
+    # the template's own words (amino.<language>.j2), not the criteria's English; the input's reasons only
+    # when its table `reasons` words every one of their codes (else the English, whole, in the impression)
+    words: Any = env.get_template(f"amino.{language}.j2").module if amino is not None and language != "en" else None
+    if words is not None:
+        amino["worded"] = bool(amino["reasons"]) and all(r["code"] in words.reasons for r in amino["reasons"])
     line = " ".join(str(module.impression(ctx)).split())  # type: ignore[attr-defined]
     details = str(module.details(ctx)).strip()  # type: ignore[attr-defined]
     reasons: tuple[str, ...] = ()
-    amino = ctx["amino"]
-    if amino is not None and language != "en":
-        # the criteria's, regions' and input's sentences in the report's language, not the criteria's English;
-        # the input's reasons only when the template words every one of their codes (its table `reasons`)
-        words: Any = env.get_template(f"amino.{language}.j2").module
+    if words is not None:
         lines = ""
         if req.outcome == Outcome.MEASURED:
             lines = str(words.lines(amino))
-        elif amino["reasons"] and all(r["code"] in words.reasons for r in amino["reasons"]):
+        elif amino["worded"]:
             lines = str(words.no_series(amino))
         reasons = tuple(s.strip() for s in lines.splitlines() if s.strip())
     return Impression(language=language, line=line, details=details, reasons=reasons)

@@ -52,6 +52,7 @@ def test_unknown_code_falls_back_to_the_english() -> None:
     fr = render_impression(_req(Outcome.NO_SUITABLE_SERIES, NO_SERIES, odd), "fr", DEFAULT_TEMPLATES_DIR)
     assert fr.line.endswith("(No brain PET (FDOPA, FET or FDG) suitable for the amino-acid PET ratios. "
                             "The PET series cannot be used: no pixel data).")
+    assert fr.reasons == ()  # no French line made of a part of the reasons
     for code in ("new_code", ""):
         other = render_impression(_req(Outcome.MEASURED, Reason(code, "a new reason")), "fr", DEFAULT_TEMPLATES_DIR)
         assert "Lésion non reprise d'une IRM cérébrale : motif non traduit : « a new reason »." in other.reasons
