@@ -78,6 +78,7 @@ async function settledLabels(page, timeoutMs, before = null) {
 }
 
 async function checkSr(page, tp, shot) {
+  const t0 = Date.now();
   const out = { loaded: false, states: [], attempts: ['double click'] };
   const row = page.locator('[data-cy="series-description-label"]', { hasText: tp.sr_description }).first();
   // the SR viewport's two arrows (top right) step through the measurements, cyclically
@@ -86,6 +87,11 @@ async function checkSr(page, tp, shot) {
   await row.dblclick();
   await poll(async () => ({ ok: (await arrows.count()) > 0 }), 30000);
   let s = await settledLabels(page, 20000);
+  // what each try left on screen (for the test's message when none drew a label)
+  out.seen = [];
+  const look = async () => out.seen.push({ overlay: s.overlay, viewport: s.viewport.slice(0, 400),
+    arrows: await arrows.count(), s: (Date.now() - t0) / 1000 });
+  await look();
   // software WebGL on a busy machine sometimes leaves the first drawing out: a step to the next
   // measurement and back to the first draws it again (a step forward alone would not do: the next
   // group may hold no length, a reference region's POINT); without the SR viewport, load the SR again
@@ -104,10 +110,12 @@ async function checkSr(page, tp, shot) {
       await row.dblclick();
     }
     s = await settledLabels(page, 20000);
+    await look();
   }
+  out.sr_s = (Date.now() - t0) / 1000;
   if (!s.ok) {
-    await page.screenshot({ path: path.join(spec.out_dir, `${tp.label}-2-sr-NOT-DRAWN.png`) });
-    out.viewport = s.viewport;
+    out.screenshot = path.join(spec.out_dir, `${tp.label}-2-sr-NOT-DRAWN.png`);
+    await page.screenshot({ path: out.screenshot });
     return out;
   }
   out.loaded = true;

@@ -339,7 +339,8 @@ def test_study_list_shows_our_series(observed: tuple[list[Timepoint], list[dict[
 def test_sr_draws_every_calliper_on_its_slice(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
     tps, seen = observed
     for tp, obs in zip(tps, seen, strict=True):
-        assert obs["sr"]["loaded"], f"{tp.label}: no SR label drawn after {obs['sr']['attempts']}"
+        assert obs["sr"]["loaded"], (f"{tp.label}: no SR label drawn after {obs['sr']['attempts']}; "
+                                     f"seen: {obs['sr']['seen']} ({obs['sr'].get('screenshot')})")
         expected = callipers(tp.sr, tp.source)[:tp.forward]  # the ones stepped through
         assert expected, f"{tp.label}: the SR holds no calliper"
         for cal in expected:
