@@ -15,7 +15,7 @@ the PET with the lesion and each reference region as a segment. Beside them, two
 SYNTHETIC SRs that state something without a number (the report builders' 'No lesion' SR and the
 failure SR of daemon/report/failure.py, on the brain baseline's images, stored in the PACS by REST):
 OHIF 3.12 used to drop the whole viewer on them (sr_groups.statement_region).
-Then one browser session (Debian chromium driven by playwright-core,
+Then Debian chromium, a fresh browser for each study (driven by playwright-core,
 tests/viewer/ohif_check.js) opens each study in the OHIF build served by
 daemon/web/ohif.py. For each timepoint: the study list shows our series; loading the SR
 draws every long- and short-axis label with the values the SR holds (read here with
@@ -339,8 +339,10 @@ def test_study_list_shows_our_series(observed: tuple[list[Timepoint], list[dict[
 def test_sr_draws_every_calliper_on_its_slice(observed: tuple[list[Timepoint], list[dict[str, Any]]]) -> None:
     tps, seen = observed
     for tp, obs in zip(tps, seen, strict=True):
-        assert obs["sr"]["loaded"], (f"{tp.label}: no SR label drawn after {obs['sr']['attempts']}; "
-                                     f"seen: {obs['sr']['seen']} ({obs['sr'].get('screenshot')})")
+        tries = [obs.get("first_try", {}), obs]
+        assert obs["sr"]["loaded"], f"{tp.label}: no SR label drawn in two browsers: " + "; ".join(
+            f"after {t['sr']['attempts']}, seen {t['sr']['seen']}, WebGL said {t['webgl']} ({t['sr'].get('screenshot')})"
+            for t in tries if t)
         expected = callipers(tp.sr, tp.source)[:tp.forward]  # the ones stepped through
         assert expected, f"{tp.label}: the SR holds no calliper"
         for cal in expected:
