@@ -21,10 +21,12 @@ from daemon.report.inputs import InstanceRef, ModelInfo, Outcome, ReportRequest
 from daemon.report.seg import SegResult
 from daemon.report.sr_groups import (
     GroupContext,
+    Stated,
     assessment_group,
     criterion_numbers,
     lesion_group,
     outcome_group,
+    stated_numbers,
     study_group,
     volumetric_group,
 )
@@ -179,6 +181,7 @@ def measurement_groups(
                 codes.DCM.CurrentResponse, nc.category_code("NE"), place,
             )
         )
+    stated: dict[str, set[Stated]] = {}  # the numbers written under each per-lesion tracking UID
     for extra in req.extra_assessments:
         # its own group after the main one (read back as the main: the first); its numbers,
         # if any, stay in the text: on the main group's anchor OHIF would overprint them.
@@ -193,7 +196,9 @@ def measurement_groups(
         where = _lesion_anchor(extra, req.timepoint.lesions) if ident.assessment_numbers_on_image else None
         if where is not None:  # a per-lesion number of its own (Horky's index): on that lesion's slice
             uid = marker_uid(study, route, ver, f"assessment-{code}-{extra.details['lesion']}")
-            groups.append(assessment_group(extra, uid, ctx, where))
+            group = assessment_group(extra, uid, ctx, where, stated=stated.get(uid, set()))
+            stated.setdefault(uid, set()).update(stated_numbers(group))
+            groups.append(group)
             continue
         uid = drawn_uid or marker_uid(study, route, ver, f"assessment-{code}")
         groups.append(assessment_group(extra, uid, ctx, None, None if drawn_uid else place))

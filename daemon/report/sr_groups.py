@@ -11,7 +11,7 @@ proposed Chun group and, per extra assessment with a result for it, its response
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -338,8 +338,18 @@ def criterion_numbers(assessment: Assessment) -> list[tuple[CodedConcept, float 
             for (cut, name), (concept, unit) in CRITERION_NUMBERS.items() if cut == cutoff]
 
 
+Stated = tuple[str, float]  # a NUM's concept code and value
+
+
+def stated_numbers(group: Statement) -> set[Stated]:
+    """The NUMs a group holds, as `assessment_group` compares them."""
+    return {(str(i.ConceptNameCodeSequence[0].CodeValue), float(i.MeasuredValueSequence[0].NumericValue))
+            for i in group[0].ContentSequence if i.ValueType == "NUM"}
+
+
 def assessment_group(
-    assessment: Assessment, uid: str, ctx: GroupContext, anchor: SliceRef | None, place: SliceRef | None = None
+    assessment: Assessment, uid: str, ctx: GroupContext, anchor: SliceRef | None, place: SliceRef | None = None,
+    stated: Collection[Stated] = (),
 ) -> Statement:
     """Criterion and category as codes; the numbers as NUMs, each with a POINT SCOORD near
     the top-left corner of the slice `anchor` (`corner_point`).
@@ -349,6 +359,10 @@ def assessment_group(
     The anchor is a place to show them, not a region they were measured in: on a
     lesion's calliper OHIF printed them over that lesion's labels. Without a NUM, the
     group is a TID 1410 one with a POINT on `place` (`statement_region`), if given.
+
+    `stated`: the numbers an earlier group under the same tracking UID holds (`stated_numbers`), left
+    out: a reader merges the groups of one tracking UID, and OHIF printed a ratio two cut-offs compare
+    (the L/N SUVmax ratio of Cicone's and of Lizarraga's) twice beside the lesion.
     """
     evaluations = [
         hd.sr.QualitativeEvaluation(codes.DCM.ResponseEvaluationMethod, nc.criterion_code(assessment.criterion)),
@@ -369,7 +383,7 @@ def assessment_group(
         )
         rows = (*rows, *criterion_numbers(assessment), *sr_rano_bm.volumetric_numbers(assessment))
         for concept, value, unit in rows:
-            if value is None:
+            if value is None or (concept.value, round(float(value), 3)) in stated:
                 continue
             measurements.append(
                 hd.sr.Measurement(

@@ -135,6 +135,29 @@ def test_fdopa_ratios_and_criteria(fdopa: tuple[bp.BrainPetStudy, list[Dataset]]
     assert "Galldiks" not in text  # a FET rule is never applied to FDOPA
 
 
+def test_fdopa_states_each_number_once_per_tracking_uid(fdopa: tuple[bp.BrainPetStudy, list[Dataset]]) -> None:
+    """Cicone's and Lizarraga's cut-offs both compare the lesion's L/N SUVmax ratio; their groups share
+    one tracking UID, which a reader merges (OHIF printed the ratio twice beside the lesion): the
+    ratio is written once under it, and each cut-off keeps its group, method and category."""
+    _, out = fdopa
+    sr = next(d for d in out if d.Modality == "SR")
+    code = lambda item: str(item.ConceptNameCodeSequence[0].CodeValue)  # noqa: E731
+    (measurements,) = [i for i in sr.ContentSequence if code(i) == "126010"]
+    by_uid: dict[str, list[tuple[str, float]]] = {}
+    methods: dict[str, list[str]] = {}
+    for group in (g for g in measurements.ContentSequence if code(g) == "125007"):
+        (uid,) = [str(i.UID) for i in group.ContentSequence if code(i) == "112040"]
+        by_uid.setdefault(uid, []).extend((code(i), float(i.MeasuredValueSequence[0].NumericValue))
+                                          for i in group.ContentSequence if i.ValueType == "NUM")
+        methods.setdefault(uid, []).extend(str(i.ConceptCodeSequence[0].CodeMeaning)
+                                           for i in group.ContentSequence if code(i) == "112021")
+    for uid, nums in by_uid.items():
+        assert len(nums) == len(set(nums)), f"{uid}: {nums}"
+    (cutoffs,) = [uid for uid, nums in by_uid.items() if any(c == "RLNMAX" for c, _ in nums)]
+    assert [c for c, _ in by_uid[cutoffs]].count("RLNMAX") == 1
+    assert len(methods[cutoffs]) >= 2, methods[cutoffs]  # both cut-offs' groups, under the one UID
+
+
 def test_fdopa_seg_holds_the_reference_regions_and_no_mip(fdopa: tuple[bp.BrainPetStudy, list[Dataset]]) -> None:
     _, out = fdopa
     seg = next(d for d in out if d.Modality == "SEG")

@@ -491,3 +491,5 @@ def test_brain_pet_ratios_show_beside_the_lesion(observed: tuple[list[Timepoint]
     for name, value in ratios.items():
         assert re.search(rf"{re.escape(name)}: ({value:.2f}|{value + 5e-9:.2f}|{value - 5e-9:.2f})",
                          state["viewport"]), f"{name} {value} not in {state['viewport']!r}"
+        # two cut-offs compare the same L/N ratio: their groups (one tracking UID) state it once
+        assert state["viewport"].count(f"{name}:") == 1, f"{name} printed more than once: {state['viewport']!r}"
