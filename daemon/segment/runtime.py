@@ -117,6 +117,9 @@ def check_model_file(folder: Path, manifest: Manifest, lines: dict[tuple[str | i
 def _open_session(path: Path, providers: list[str], threads: int) -> Any:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    # no busy-waiting between operators: on a node that also receives and stores, and with several
+    # workers on a few cores, a spinning idle thread takes the CPU another needs
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads > 0:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
