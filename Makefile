@@ -101,11 +101,12 @@ typecheck: $(DEV_STAMP)
 # whole suite, measured in one session on the same tree)
 PYTEST_WORKERS ?= 3
 
+# tests/criteria run once, under coverage (the first line), and not again with the rest
 pytest: $(DEV_STAMP) apt js viewer
 	$(BIN)/coverage run --branch --source=daemon/criteria -m pytest -q -p no:cacheprovider tests/criteria
 	@echo "branch coverage of daemon/criteria by its own tests (must be 100 %):"
 	$(BIN)/coverage report --fail-under=100
-	$(BIN)/pytest -q -rs -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -rs -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/criteria
 
 test: apt $(DEV_STAMP) js lint typecheck pytest
 

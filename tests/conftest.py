@@ -6,7 +6,6 @@ the tests that need it, with the reason; none is skipped."""
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,13 +27,6 @@ LONGEST_FILES = ("tests/viewer/test_ohif.py", "tests/e2e/test_liver_mets_e2e.py"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first = {name: n for n, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))  # stable: the rest keep their order
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

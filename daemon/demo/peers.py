@@ -8,8 +8,10 @@ Each process runs in its own process group and is stopped (and its group killed)
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,7 +32,36 @@ DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 T = TypeVar("T")
 
 
+# Ports for the peers a test or `make demo` starts. A port the kernel hands out for bind(("", 0)) lies in its
+# ephemeral range, where any outgoing connection may take it as its source port before the peer that was
+# given it binds it (minutes later, for a second node of a test): a node then died with "Address already
+# in use" in a CI run. So the ports come from below that range, each process of a pytest-xdist run from a
+# slice of its own (PYTEST_XDIST_WORKER gw0, gw1...), in turn from a random start, each checked free.
+_PORTS_FROM, _PORTS_TO, _SLICES = 20000, 32000, 8
+_turn = itertools.count(random.randrange((_PORTS_TO - _PORTS_FROM) // _SLICES))
+
+
+def _ephemeral_from() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A TCP port free on loopback now, below the kernel's ephemeral range where it allows (see above)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    size = (_PORTS_TO - _PORTS_FROM) // _SLICES
+    base = _PORTS_FROM + (int(worker) % _SLICES if worker.isdigit() else 0) * size
+    if _ephemeral_from() >= _PORTS_TO:
+        for _ in range(size):
+            port = base + next(_turn) % size
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

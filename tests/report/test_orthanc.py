@@ -15,7 +15,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
-from daemon.demo.peers import dcmtk_env
+from daemon.demo.peers import dcmtk_env, free_port
 
 from .phantom import Phantom
 
@@ -24,17 +24,11 @@ pytestmark = pytest.mark.integration
 ORTHANC = Path("/usr/sbin/Orthanc")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def orthanc(tmp_path: Path) -> Iterator[tuple[int, int]]:
     if not ORTHANC.exists():
         pytest.skip("Orthanc is not installed")
-    port, http = _free_port(), _free_port()
+    port, http = free_port(), free_port()
     config = {
         "Name": "nadir-report-test",
         "StorageDirectory": str(tmp_path / "storage"),

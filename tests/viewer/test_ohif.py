@@ -56,7 +56,7 @@ from daemon.report.failure import FailedJob, build_failure_sr
 from daemon.report.inputs import Outcome, ReportRequest
 from daemon.web.ohif import DEFAULT_DIST, DEPLOY_DIR, start_viewer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE.parent / "output" / "viewer"
@@ -290,7 +290,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Ti
                             encoding="utf-8")
             result = work / "result.json"
             run = subprocess.run(["node", str(HERE / "ohif_check.js"), str(spec), str(result)],
-                                 capture_output=True, text=True, timeout=780, check=False)
+                                 capture_output=True, text=True, timeout=1000, check=False)
             (OUTPUT / "node.log").write_text(run.stdout + run.stderr, encoding="utf-8")
             assert run.returncode == 0, run.stderr[-3000:]
             (OUTPUT / "urls.txt").write_text(
