@@ -35,7 +35,7 @@ T = TypeVar("T")
 # Ports for the peers a test or `make demo` starts. A port the kernel hands out for bind(("", 0)) lies in its
 # ephemeral range, where any outgoing connection may take it as its source port before the peer that was
 # given it binds it (minutes later, for a second node of a test): a node then died with "Address already
-# in use" in a CI run. So the ports come from below that range, each process of a pytest-xdist run from a
+# in use" in a full test run. So the ports come from below that range, each process of a pytest-xdist run from a
 # slice of its own (PYTEST_XDIST_WORKER gw0, gw1...), in turn from a random start, each checked free.
 _PORTS_FROM, _PORTS_TO, _SLICES = 20000, 32000, 8
 _turn = itertools.count(random.randrange((_PORTS_TO - _PORTS_FROM) // _SLICES))
