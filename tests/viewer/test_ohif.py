@@ -308,7 +308,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Ti
 # `document.currentScript.src || __filename`, which throws in a browser when the chunk is evaluated with no
 # current script. Seen once (a CI run), at load, on a study it loads fine otherwise (the same run
 # drew every calliper); it names no object of ours. Every other console error fails the test.
-OHIF_OWN_ERRORS = ("ReferenceError: __filename is not defined",)
+# OHIF's first-visit tour (Shepherd) looks for the viewport before a slow machine has drawn it: seen once
+# (a fresh-clone CI run), on the first study only, which then drew every calliper. Also OHIF's own.
+OHIF_OWN_ERRORS = ("ReferenceError: __filename is not defined",
+                   "The element for this Shepherd step was not found",
+                   "No element was found for the selector supplied to advanceOn")
 
 
 def _ours(errors: list[str]) -> list[str]:
