@@ -113,7 +113,6 @@ async function checkSr(page, tp, shot) {
     s = await settledLabels(page, 20000);
     await look();
   }
-  out.sr_s = (Date.now() - t0) / 1000;
   if (!s.ok) {
     out.screenshot = path.join(spec.out_dir, `${tp.label}-2-sr-NOT-DRAWN.png`);
     await page.screenshot({ path: out.screenshot });
